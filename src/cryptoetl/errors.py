@@ -1,0 +1,143 @@
+"""The exceptions cryptoetl raises, each carrying its context as attributes.
+
+CryptoEtlError
+├── ConfigError                    a bad setting; the message is one line naming it
+├── DatabaseError
+│   ├── DatabaseUnavailableError   cannot connect (host and port named, password masked)
+│   ├── EmbeddedPostgresError      the embedded server could not be started or stopped
+│   └── MigrationError             a migration file failed to apply
+│       └── MigrationChecksumError an applied migration file was edited afterwards
+├── SourceError                    fetching from an upstream failed (source, url)
+│   ├── TransientSourceError       429, 5xx, timeout, connection error: worth a retry
+│   ├── UpstreamRejectedError      any other 4xx: not retried, upstream's own message
+│   ├── BadPayloadError            the body is not the JSON the source promises
+│   └── RetriesExhaustedError      still transient after MAX_RETRIES retries
+├── CsvFileError                   a CSV file that cannot be used as a whole
+└── RunInProgressError             a run of these sources is already in progress
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+
+class CryptoEtlError(Exception):
+    """Base of every error cryptoetl raises on purpose."""
+
+
+class ConfigError(CryptoEtlError):
+    """A setting is missing or invalid. The message names the variable."""
+
+
+class DatabaseError(CryptoEtlError):
+    """The database could not be used."""
+
+
+class DatabaseUnavailableError(DatabaseError):
+    """PostgreSQL cannot be reached. `target` is host:port (or socket dir), never a password."""
+
+    def __init__(self, target: str, reason: str) -> None:
+        self.target = target
+        self.reason = reason
+        super().__init__(f"cannot connect to PostgreSQL at {target}: {reason}")
+
+
+class EmbeddedPostgresError(DatabaseError):
+    """The embedded PostgreSQL server failed to start or stop."""
+
+    def __init__(self, data_dir: str, reason: str) -> None:
+        self.data_dir = data_dir
+        self.reason = reason
+        super().__init__(f"embedded PostgreSQL in {data_dir}: {reason}")
+
+
+class MigrationError(DatabaseError):
+    """A migration file could not be applied; nothing of it was kept."""
+
+    def __init__(self, filename: str, reason: str) -> None:
+        self.filename = filename
+        self.reason = reason
+        super().__init__(f"migration {filename} failed: {reason}")
+
+
+class MigrationChecksumError(MigrationError):
+    """A migration that was applied has different content now."""
+
+    def __init__(self, filename: str, applied: str, current: str) -> None:
+        self.applied = applied
+        self.current = current
+        super().__init__(
+            filename,
+            f"the file changed after it was applied (applied checksum {applied[:12]}, "
+            f"file now {current[:12]}); add a new migration instead of editing this one",
+        )
+
+
+class SourceError(CryptoEtlError):
+    """Fetching from an upstream failed."""
+
+    def __init__(self, source: str, message: str, *, url: str | None = None) -> None:
+        self.source = source
+        self.url = url
+        self.message = message
+        where = f" ({url})" if url else ""
+        super().__init__(f"{source}: {message}{where}")
+
+
+class TransientSourceError(SourceError):
+    """A failure worth retrying: 429, 5xx, a timeout or a connection error."""
+
+    def __init__(
+        self,
+        source: str,
+        message: str,
+        *,
+        url: str | None = None,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        self.status = status
+        self.retry_after = retry_after
+        super().__init__(source, message, url=url)
+
+
+class UpstreamRejectedError(SourceError):
+    """A 4xx other than 429: the request itself is wrong (a rejected key, a bad path)."""
+
+    def __init__(self, source: str, message: str, *, url: str | None = None, status: int) -> None:
+        self.status = status
+        super().__init__(source, message, url=url)
+
+
+class BadPayloadError(SourceError):
+    """The upstream answered, but not with the JSON shape the source documents."""
+
+
+class RetriesExhaustedError(SourceError):
+    """Still failing after every retry; `last` is the final transient error."""
+
+    def __init__(self, source: str, attempts: int, last: TransientSourceError) -> None:
+        self.attempts = attempts
+        self.last = last
+        super().__init__(source, f"gave up after {attempts} attempts: {last.message}", url=last.url)
+
+
+class CsvFileError(CryptoEtlError):
+    """A CSV file that cannot be loaded at all (unreadable, or a header with no coin or price)."""
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
+
+
+class RunInProgressError(CryptoEtlError):
+    """Another run of the same sources is in progress; `run_ids` names the running runs."""
+
+    def __init__(self, run_ids: Sequence[int], sources: Sequence[str]) -> None:
+        self.run_ids = list(run_ids)
+        self.sources = list(sources)
+        super().__init__(
+            f"a run is already in progress for {', '.join(sources)} (run ids "
+            f"{', '.join(str(run_id) for run_id in run_ids)})"
+        )

