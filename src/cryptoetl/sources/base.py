@@ -1,0 +1,86 @@
+"""What a source is, and what it is given.
+
+A source fetches (I/O, no database) and transforms (pure). The pipeline drives it:
+
+    source = REGISTRY[name](context)
+    async for batch in source.fetch(cursor):        # cursor: the checkpoint's last cursor
+        for item in batch.items:
+            outcome = source.transform(item, batch)  # Accepted | Rejection, never raises
+        ... one transaction: raw rows, unified upsert, rejections, checkpoint := batch.cursor
+
+`fetch` raises `SourceError` subclasses (see `cryptoetl.errors`) when it cannot go on; batches
+already yielded stay committed, and the cursor they carried lets the next run resume.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Protocol
+
+from cryptoetl.config import Settings
+from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord
+
+if TYPE_CHECKING:
+    import aiohttp
+
+
+class SourceEvents(Protocol):
+    """What a source reports as it works (the metrics module implements this)."""
+
+    def rate_limit_wait(self, source: str, seconds: float) -> None:
+        """The token bucket or a Retry-After made the source wait `seconds`."""
+
+    def retry(self, source: str, reason: str, delay: float) -> None:
+        """A transient failure (`reason`: "429", "503", "timeout", ...) is retried in `delay` s."""
+
+    def request(self, source: str, status: int | None, seconds: float) -> None:
+        """One HTTP request ended with `status` (None: no answer) after `seconds`."""
+
+
+class NoEvents:
+    """SourceEvents that records nothing."""
+
+    def rate_limit_wait(self, source: str, seconds: float) -> None:
+        return None
+
+    def retry(self, source: str, reason: str, delay: float) -> None:
+        return None
+
+    def request(self, source: str, status: int | None, seconds: float) -> None:
+        return None
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class SourceContext:
+    """Everything a source may use: settings, the run's shared HTTP session, a clock, events."""
+
+    settings: Settings
+    session: aiohttp.ClientSession | None = None
+    events: SourceEvents = field(default_factory=NoEvents)
+    now: Callable[[], datetime] = utc_now
+
+
+class Source(Protocol):
+    """One upstream. Implementations need no base class."""
+
+    name: str
+
+    def fetch(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
+        """Yield batches from where `cursor` says the last run got to.
+
+        Raises `SourceError` (transient failures already retried) when it cannot continue.
+        """
+        ...
+
+    def transform(self, item: SourceRecord, batch: Batch) -> Accepted | Rejection:
+        """Validate one record and map it to the unified shape. Pure: no I/O, never raises."""
+        ...
+
+
+SourceFactory = Callable[[SourceContext], Source]
