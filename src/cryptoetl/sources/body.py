@@ -149,12 +149,12 @@ def decode_json(
             url=url,
         ) from None
     except json.JSONDecodeError as exc:
-        truncated = exc.pos >= len(body.rstrip()) - 1
-        what = "truncated JSON" if truncated and body.lstrip()[:1] in (b"[", b"{") else "not JSON"
+        ran_out = exc.msg.startswith("Unterminated") or exc.pos >= len(exc.doc.rstrip()) - 1
+        opened = body.lstrip()[:1] in (b"[", b"{")
+        what = "truncated JSON (it stops mid-value)" if ran_out and opened else "not JSON"
         raise BadPayloadError(
             source,
-            f"the body is {what} ({exc.msg} at char {exc.pos}; "
-            f"{describe_body(body, content_type)})",
+            f"the body is {what}: {exc.msg} (char {exc.pos}); {describe_body(body, content_type)}",
             url=url,
         ) from None
     if not isinstance(data, expect):
