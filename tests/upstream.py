@@ -203,9 +203,9 @@ class Upstream:
         return [request for request in self.requests if request.api == api]
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> Upstream:
-        self._runner = web.AppRunner(self.app, access_log=None)
+        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=0.5)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, host, port, shutdown_timeout=0.5)
+        site = web.TCPSite(self._runner, host, port)
         await site.start()
         bound = self._runner.addresses[0][1]  # the port, when 0 was asked for
         self.base_url = f"http://{host}:{bound}"
@@ -222,7 +222,7 @@ class Upstream:
             api=api,
             path=request.path,
             query=dict(request.query),
-            headers=dict(request.headers),
+            headers={name.lower(): value for name, value in request.headers.items()},
             at=time.monotonic(),
             wall=time.time(),
         )
