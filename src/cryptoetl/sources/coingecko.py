@@ -98,14 +98,11 @@ class CoinGecko:
             cursor, pages, self.context.now(), settings.etl_interval_seconds
         )
         async with session_for(self.context) as session:
-            client = HttpClient(
-                NAME,
+            client = HttpClient.for_source(
+                self.context,
                 session,
-                settings,
-                bucket=self.context.bucket(NAME, settings.coingecko_budget()),
-                events=self.context.events,
-                now=self.context.now,
-                secrets=settings.secrets(),
+                NAME,
+                per_minute=settings.coingecko_budget(),
                 key_setting="COINGECKO_API_KEY",
                 has_key=settings.coingecko_api_key is not None,
                 key_statuses=(401,),

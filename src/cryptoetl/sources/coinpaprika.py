@@ -48,14 +48,11 @@ class CoinPaprika:
         settings = self.context.settings
         target = endpoint(settings)
         async with session_for(self.context) as session:
-            client = HttpClient(
-                NAME,
+            client = HttpClient.for_source(
+                self.context,
                 session,
-                settings,
-                bucket=self.context.bucket(NAME, settings.coinpaprika_budget()),
-                events=self.context.events,
-                now=self.context.now,
-                secrets=settings.secrets(),
+                NAME,
+                per_minute=settings.coinpaprika_budget(),
                 key_setting="COINPAPRIKA_API_KEY",
                 has_key=settings.coinpaprika_api_key is not None,
                 key_statuses=(401, 403),

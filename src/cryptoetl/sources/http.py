@@ -124,6 +124,32 @@ def _retry_reason(error: TransientSourceError) -> str:
 class HttpClient:
     """Paced, retried GETs of JSON for one source."""
 
+    @classmethod
+    def for_source(
+        cls,
+        context: SourceContext,
+        session: aiohttp.ClientSession,
+        source: str,
+        *,
+        per_minute: int,
+        key_setting: str,
+        has_key: bool,
+        key_statuses: Collection[int],
+    ) -> HttpClient:
+        """The client of `source` in a run: its bucket, the run's events and clock."""
+        return cls(
+            source,
+            session,
+            context.settings,
+            bucket=context.bucket(source, per_minute),
+            events=context.events,
+            now=context.now,
+            secrets=context.settings.secrets(),
+            key_setting=key_setting,
+            has_key=has_key,
+            key_statuses=key_statuses,
+        )
+
     def __init__(
         self,
         source: str,
@@ -224,35 +250,10 @@ class HttpClient:
                     for name in KEPT_HEADERS
                     if name in response.headers
                 }
-        except TimeoutError:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             seconds = time.monotonic() - started
             self.events.request(self.source, None, seconds)
-            raise TransientSourceError(
-                self.source,
-                f"timed out after {seconds:.1f} s (HTTP_CONNECT_TIMEOUT="
-                f"{self.settings.http_connect_timeout:g}, HTTP_READ_TIMEOUT="
-                f"{self.settings.http_read_timeout:g})",
-                url=shown,
-            ) from None
-        except aiohttp.ClientPayloadError as exc:
-            self.events.request(self.source, None, time.monotonic() - started)
-            raise TransientSourceError(
-                self.source, f"the answer broke off mid-body: {self.scrub(str(exc))}", url=shown
-            ) from None
-        except aiohttp.ClientConnectionError as exc:
-            self.events.request(self.source, None, time.monotonic() - started)
-            raise TransientSourceError(
-                self.source,
-                f"connection failed: {self.scrub(str(exc)) or type(exc).__name__}",
-                url=shown,
-            ) from None
-        except aiohttp.ClientError as exc:
-            self.events.request(self.source, None, time.monotonic() - started)
-            raise SourceError(
-                self.source,
-                f"request failed: {self.scrub(str(exc)) or type(exc).__name__}",
-                url=shown,
-            ) from None
+            raise self._no_answer(exc, seconds, shown) from None
         seconds = time.monotonic() - started
         self.events.request(self.source, status, seconds)
         if status >= 300:
@@ -272,6 +273,23 @@ class HttpClient:
             headers=kept,
         )
         return JsonAnswer(data=data, meta=meta)
+
+    def _no_answer(self, exc: BaseException, seconds: float, shown: str) -> SourceError:
+        """The error for a request that got no (complete) answer: transient unless a bug."""
+        said = self.scrub(str(exc)) or type(exc).__name__
+        if isinstance(exc, TimeoutError):
+            connect, read = self.settings.http_connect_timeout, self.settings.http_read_timeout
+            said = (
+                f"timed out after {seconds:.1f} s "
+                f"(HTTP_CONNECT_TIMEOUT={connect:g}, HTTP_READ_TIMEOUT={read:g})"
+            )
+        elif isinstance(exc, aiohttp.ClientPayloadError):
+            said = f"the answer broke off mid-body: {said}"
+        elif isinstance(exc, aiohttp.ClientConnectionError):
+            said = f"connection failed: {said}"
+        else:  # an invalid URL, too many redirects, a malformed answer: retrying will not help
+            return SourceError(self.source, f"request failed: {said}", url=shown)
+        return TransientSourceError(self.source, said, url=shown)
 
     def _raise_for_status(
         self, status: int, body: bytes, content_type: str, headers: Mapping[str, str], shown: str
