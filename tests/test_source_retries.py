@@ -219,3 +219,21 @@ async def test_a_failure_after_some_pages_keeps_the_yielded_batches(
         seen.append(await anext(fetch))
     assert [batch.cursor["next_page"] for batch in seen] == [2]
     assert [r.query["page"] for r in upstream.requests_to("coingecko")] == ["1", "2"]
+
+
+async def test_a_run_of_server_errors_and_a_plain_429_is_ridden_out(
+    upstream: Upstream, source_settings: MakeSettings
+) -> None:
+    """500, 429 without Retry-After, 503, 502: retried with backoff, the fifth answer loads."""
+    upstream.program(
+        "coingecko", server_error(500), rate_limited(), server_error(503), server_error(502)
+    )
+    events = RecordingEvents()
+    settings = source_settings(max_retries=4)
+    outcome = await run_source(make_source("coingecko", settings, events=events))
+    statuses = [r.status for r in upstream.requests_to("coingecko")]
+    assert statuses == [500, 429, 503, 502, 200]
+    assert [reason for _, reason, _ in events.retries] == ["500", "429", "503", "502"]
+    assert all(0 < delay <= 0.2 for _, _, delay in events.retries)
+    assert outcome.batches[0].meta.attempts == 5
+    assert len(outcome.accepted) == 250
