@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import structlog
 
 from cryptoetl.errors import CsvFileError, SourceError
@@ -171,7 +172,9 @@ class CsvSource:
     def transform(self, item: SourceRecord, batch: Batch) -> Accepted | Rejection:
         file = str(batch.context.get("file", ""))
         name = str(batch.context.get("name", file))
-        raw = item.raw_text or ""
+        raw = item.raw_text
+        if raw is None:
+            raw = orjson.dumps(dict(item.payload), default=str).decode()
         if FILE_ERROR in item.payload:
             return Rejection(name, raw, str(item.payload[FILE_ERROR]), file=file, line=1)
         locator = f"{name}:{item.position}"

@@ -224,6 +224,14 @@ def row_payload(keys: Sequence[str], values: Sequence[str]) -> dict[str, str] | 
     return dict(zip(keys, values, strict=False))
 
 
+def cell(row: Mapping[str, object], key: str | None) -> str:
+    """A cell's text; whatever the payload holds, never raises."""
+    if key is None:
+        return ""
+    value = row.get(key)
+    return "" if value is None else str(value)
+
+
 def _split_pair(symbol: str) -> tuple[str, str | None]:
     """`BTCUSD` / `BTC-USD` -> (`BTC`, `USD`); `BTC` -> (`BTC`, None)."""
     parts = [p for p in _PAIR_SEPARATOR.split(symbol.strip().upper()) if p]
@@ -237,12 +245,12 @@ def _split_pair(symbol: str) -> tuple[str, str | None]:
 
 
 def _coin(
-    layout: CsvLayout, row: Mapping[str, str], problems: list[str]
+    layout: CsvLayout, row: Mapping[str, object], problems: list[str]
 ) -> tuple[str, str | None, str | None]:
-    name = (row.get(layout.name, "") if layout.name else "").strip() or None
-    symbol = (row.get(layout.symbol, "") if layout.symbol else "").strip() or None
+    name = cell(row, layout.name).strip() or None
+    symbol = cell(row, layout.symbol).strip() or None
     if layout.coin_id:
-        coin_id = row.get(layout.coin_id, "").strip()
+        coin_id = cell(row, layout.coin_id).strip()
         if not coin_id:
             problems.append(f"no coin id in {layout.coin_id!r}")
         return coin_id, name, symbol
@@ -263,7 +271,7 @@ def _coin(
 
 def read_row(
     layout: CsvLayout,
-    row: Mapping[str, str],
+    row: Mapping[str, object],
     *,
     default_observed_at: datetime,
     now: datetime,
@@ -276,7 +284,7 @@ def read_row(
         if column is None:
             return None
         try:
-            return parse_number(row.get(column, ""))
+            return parse_number(cell(row, column))
         except AmbiguousValue as exc:
             problems.append(f"{label} {exc}")
             return None
@@ -285,7 +293,7 @@ def read_row(
     if price is None and not any(p.startswith("price") for p in problems):
         problems.append(f"no price in {layout.price!r}")
     elif price is not None and price <= 0:
-        problems.append(f"price {row.get(layout.price)!r} is not positive")
+        problems.append(f"price {cell(row, layout.price)!r} is not positive")
     market_cap = number(layout.market_cap, "market cap")
     volume = number(layout.volume, "volume")
     for label, value in (("market cap", market_cap), ("volume", volume)):
@@ -295,7 +303,7 @@ def read_row(
     observed_at: datetime | None = default_observed_at
     if layout.date is not None:
         try:
-            observed_at = parse_datetime(row.get(layout.date, ""), now)
+            observed_at = parse_datetime(cell(row, layout.date), now)
         except AmbiguousValue as exc:
             problems.append(f"date {exc}")
             observed_at = None
