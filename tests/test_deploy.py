@@ -43,10 +43,15 @@ def compose_text() -> str:
 
 
 @pytest.fixture(scope="module")
-def services(compose_text: str) -> dict[str, Any]:
-    """compose.yaml's services, with variables substituted as compose would from a .env."""
+def compose(compose_text: str) -> dict[str, Any]:
+    """compose.yaml, with variables substituted as compose would from a .env."""
     document: dict[str, Any] = yaml.safe_load(interpolate(compose_text, ENV))
-    return dict(document["services"])
+    return document
+
+
+@pytest.fixture(scope="module")
+def services(compose: dict[str, Any]) -> dict[str, Any]:
+    return dict(compose["services"])
 
 
 @pytest.fixture(scope="module")
@@ -75,9 +80,9 @@ def test_compose_refuses_to_start_without_a_postgres_password(compose_text: str)
     assert uses == [required, required]
 
 
-def test_postgres_service_is_healthchecked_and_keeps_its_data(services: dict[str, Any]) -> None:
+def test_postgres_service_is_healthchecked_and_keeps_its_data(compose: dict[str, Any]) -> None:
     """Official image, pg_isready every 10 s, data in a named volume, not published."""
-    postgres = services["postgres"]
+    postgres = compose["services"]["postgres"]
     image, _, tag = postgres["image"].partition(":")
     assert image == "postgres"
     assert int(tag.split("-")[0].split(".")[0]) >= 18
@@ -85,7 +90,7 @@ def test_postgres_service_is_healthchecked_and_keeps_its_data(services: dict[str
     (volume,) = postgres["volumes"]
     name, target = volume.split(":")[:2]
     assert target == "/var/lib/postgresql"
-    assert name in yaml.safe_load((ROOT / "compose.yaml").read_text())["volumes"]
+    assert name in compose["volumes"]
     check = postgres["healthcheck"]
     assert check["test"][0] == "CMD-SHELL"
     assert "pg_isready" in check["test"][1]
