@@ -1,22 +1,22 @@
-# syntax=docker/dockerfile:1
 # The cryptoetl image, in two stages:
 #   builder  builds the cryptoetl wheel from the sources and installs it, with its dependencies,
 #            into a virtual environment at /opt/cryptoetl (what tests/test_deploy_wheel.py does);
 #   runtime  a slim Python with only that environment, run by a non-root user that owns nothing.
-# No setting and no secret is baked in: they come from the environment (compose.yaml, .env).
+# No secret is baked in: settings and secrets come from the environment (compose.yaml, .env).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm
 
 FROM ${PYTHON_IMAGE} AS builder
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 WORKDIR /src
 # Only what the wheel is built from; .dockerignore keeps everything else out of the context.
 COPY pyproject.toml README.md ./
 COPY src/ src/
 # The environment is created without pip and filled by the base image's pip (--python), so it
-# holds the application and its dependencies and nothing to build or install with.
-RUN --mount=type=cache,target=/root/.cache/pip \
-    python -m pip wheel --no-deps --wheel-dir /wheels . \
+# holds the application and its dependencies and nothing to build or install with. (No BuildKit
+# cache mount: the file builds with the classic builder and docker-compose v1 too.)
+RUN python -m pip wheel --no-deps --wheel-dir /wheels . \
  && python -m venv --without-pip /opt/cryptoetl \
  && python -m pip --python /opt/cryptoetl/bin/python install /wheels/cryptoetl-*.whl
 
