@@ -6,6 +6,9 @@
 - `make_settings(...)`: Settings pointing at that database, with no `.env` and no stray env.
 - `make_client(settings)`: the real app, lifespan and all, through `httpx.ASGITransport`.
 - `serve(env)`: a real `cryptoetl serve` subprocess on a free port, stopped at teardown.
+- `upstream`: the loopback CoinGecko + CoinPaprika servers of `tests/upstream.py`.
+- `source_settings(...)`: Settings pointing both HTTP sources at `upstream`, with fast retries
+  and no pacing (no database needed); keyword arguments override any field.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from cryptoetl.db.embedded import EmbeddedPostgres
 from cryptoetl.db.migrate import migrate
 from cryptoetl.db.pool import Pool, open_pool, with_database
 from tests.support import ServeProcess, clean_env, start_serve
+from tests.upstream import Upstream
 
 # Keep the embedded server's runtime files out of the user's runtime dir and quiet
 # platformdirs' RuntimeDirWarning (pytest turns warnings into errors).
@@ -178,3 +182,38 @@ def serve(tmp_path: Path) -> Iterator[Callable[..., ServeProcess]]:
     yield start
     for process in started:
         process.stop()
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[Upstream]:
+    """Both fake APIs on a free loopback port, every request recorded; closed after the test."""
+    server = await Upstream().start()
+    try:
+        yield server
+    finally:
+        await server.close()
+
+
+@pytest.fixture
+def source_settings(upstream: Upstream, tmp_path: Path) -> Callable[..., Settings]:
+    """Settings for the HTTP sources against `upstream`: quick retries, no pacing."""
+
+    def make(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "cryptoetl_data_dir": tmp_path / "data",
+            "log_format": "json",
+            "coingecko_base_url": upstream.coingecko_url,
+            "coinpaprika_base_url": upstream.coinpaprika_url,
+            "coingecko_pages": 1,
+            "coingecko_requests_per_minute": 60_000,
+            "coinpaprika_requests_per_minute": 60_000,
+            "rate_limit_delay": 0,
+            "initial_retry_delay": 0.05,
+            "max_retry_delay": 0.2,
+            "http_connect_timeout": 2,
+            "http_read_timeout": 2,
+        }
+        values.update(overrides)
+        return load_settings(env_file=None, **values)
+
+    return make

@@ -97,7 +97,7 @@ def test_request_budget_defaults_follow_the_plan() -> None:
     assert load_settings(env_file=None).coingecko_budget() == 10
     assert load_settings(env_file=None, coingecko_api_key="k").coingecko_budget() == 30
     pro = load_settings(env_file=None, coingecko_api_key="k", coingecko_api_plan="pro")
-    assert pro.coingecko_budget() == 500
+    assert pro.coingecko_budget() == 250
     assert load_settings(env_file=None, coingecko_requests_per_minute=7).coingecko_budget() == 7
 
 

@@ -27,11 +27,14 @@ KNOWN_SOURCES: tuple[str, ...] = ("coinpaprika", "coingecko", "csv")
 
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
 
-# Request budgets (requests per minute) when the operator sets none. CoinGecko documents about
-# 5-15 calls/min without a key, 30 on the demo plan and 500+ on paid plans; CoinPaprika's free
-# plan is a monthly quota, so one call per run is what matters there, the budget only spaces
-# retries.
-DEFAULT_COINGECKO_BUDGET: dict[str, int] = {"keyless": 10, "demo": 30, "pro": 500}
+# Request budgets (requests per minute) when the operator sets none, from the providers' docs.
+# CoinGecko: keyless calls are limited per IP (5-15/min in its older docs, shared with everyone
+# behind that IP); the demo plan has been documented at 30/min (newer pages say 100: 30 stays
+# safe under both); a pro key can be any paid plan, the smallest of which (Basic) allows 250/min,
+# so a bigger plan sets COINGECKO_REQUESTS_PER_MINUTE. CoinPaprika's plans are monthly quotas
+# (free: 20,000 calls a month) with no per-minute figure; one call per run is what matters
+# there, and the budget only spaces retries.
+DEFAULT_COINGECKO_BUDGET: dict[str, int] = {"keyless": 10, "demo": 30, "pro": 250}
 DEFAULT_COINPAPRIKA_BUDGET: dict[str, int] = {"free": 60, "pro": 600}
 
 

@@ -3,5 +3,10 @@
 from __future__ import annotations
 
 from cryptoetl.sources.base import SourceFactory
+from cryptoetl.sources.coingecko import CoinGecko
+from cryptoetl.sources.coinpaprika import CoinPaprika
 
-REGISTRY: dict[str, SourceFactory] = {}
+REGISTRY: dict[str, SourceFactory] = {
+    "coingecko": CoinGecko,
+    "coinpaprika": CoinPaprika,
+}

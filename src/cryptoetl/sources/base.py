@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from cryptoetl.config import Settings
 from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord
+from cryptoetl.sources.ratelimit import RateLimits, TokenBucket
 
 if TYPE_CHECKING:
     import aiohttp
@@ -58,12 +59,25 @@ def utc_now() -> datetime:
 
 @dataclass(frozen=True)
 class SourceContext:
-    """Everything a source may use: settings, the run's shared HTTP session, a clock, events."""
+    """Everything a source may use: settings, the run's shared HTTP session, a clock, events.
+
+    `rate_limits` keeps each source's token bucket across runs; pass the same `RateLimits` to
+    every run of the process so budgets and Retry-After hold from one run to the next (None:
+    each run paces itself from scratch). A source given no `session` opens its own.
+    """
 
     settings: Settings
     session: aiohttp.ClientSession | None = None
     events: SourceEvents = field(default_factory=NoEvents)
     now: Callable[[], datetime] = utc_now
+    rate_limits: RateLimits | None = None
+
+    def bucket(self, source: str, per_minute: int) -> TokenBucket:
+        """The token bucket for `source`: kept in `rate_limits`, or a fresh one."""
+        spacing = self.settings.rate_limit_delay
+        if self.rate_limits is not None:
+            return self.rate_limits.bucket(source, per_minute, spacing)
+        return TokenBucket(per_minute, min_interval=spacing)
 
 
 class Source(Protocol):

@@ -1,0 +1,135 @@
+"""CoinGecko: `/coins/markets` in pages of 250 coins, one batch per page, resumable per cycle.
+
+Hosts and headers: no key, or a demo key (`x-cg-demo-api-key`), go to api.coingecko.com; a
+pro key (`x-cg-pro-api-key`) to pro-api.coingecko.com. COINGECKO_BASE_URL replaces the host and
+version path (e.g. `http://127.0.0.1:9000/api/v3`).
+
+The cursor committed with each batch: `{"cycle_started_at": iso, "next_page": p + 1 | None,
+"pages": N}`. A run resumes at `next_page` while that cycle is current (same COINGECKO_PAGES,
+started less than ETL_INTERVAL_SECONDS ago); otherwise it starts a new cycle at page 1. A page
+with fewer than 250 coins is the last one of the cycle.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from datetime import datetime, timedelta
+from typing import Any
+
+from cryptoetl.config import Settings
+from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord
+from cryptoetl.sources.base import SourceContext
+from cryptoetl.sources.body import to_records
+from cryptoetl.sources.http import Endpoint, HttpClient, session_for
+from cryptoetl.transform import coingecko as transform_module
+
+NAME = "coingecko"
+PER_PAGE = 250
+HOSTS = {
+    "demo": "https://api.coingecko.com/api/v3",
+    "pro": "https://pro-api.coingecko.com/api/v3",
+}
+KEY_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
+
+
+def endpoint(settings: Settings) -> Endpoint:
+    """The plan's host and key header; keyless requests go to the public (demo) host."""
+    key = settings.coingecko_api_key.get_secret_value() if settings.coingecko_api_key else None
+    plan = settings.coingecko_api_plan if key else "demo"
+    base = str(settings.coingecko_base_url) if settings.coingecko_base_url else HOSTS[plan]
+    headers = {KEY_HEADERS[plan]: key} if key else {}
+    return Endpoint(base_url=base.rstrip("/"), headers=headers)
+
+
+def page_params(page: int) -> dict[str, str]:
+    """The query of one `/coins/markets` page: USD, by market cap, full precision."""
+    return {
+        "vs_currency": "usd",
+        "order": "market_cap_desc",
+        "per_page": str(PER_PAGE),
+        "page": str(page),
+        "precision": "full",
+    }
+
+
+def _parse_time(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else None
+
+
+def resume_point(
+    cursor: Mapping[str, Any], pages: int, now: datetime, interval_seconds: int
+) -> tuple[int, datetime]:
+    """(first page to fetch, start of its cycle) from the last committed cursor."""
+    next_page = cursor.get("next_page")
+    started = _parse_time(cursor.get("cycle_started_at"))
+    current = (
+        isinstance(next_page, int)
+        and not isinstance(next_page, bool)
+        and 1 <= next_page <= pages
+        and cursor.get("pages") == pages
+        and started is not None
+        and timedelta(0) <= now - started < timedelta(seconds=interval_seconds)
+    )
+    if current and started is not None and isinstance(next_page, int):
+        return next_page, started
+    return 1, now
+
+
+class CoinGecko:
+    """The CoinGecko source (see the module docstring)."""
+
+    name = NAME
+
+    def __init__(self, context: SourceContext) -> None:
+        self.context = context
+
+    async def fetch(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
+        """One batch per page from the resume point to the end of the cycle."""
+        settings = self.context.settings
+        target = endpoint(settings)
+        pages = settings.coingecko_pages
+        first, started = resume_point(
+            cursor, pages, self.context.now(), settings.etl_interval_seconds
+        )
+        async with session_for(self.context) as session:
+            client = HttpClient.for_source(
+                self.context,
+                session,
+                NAME,
+                per_minute=settings.coingecko_budget(),
+                key_setting="COINGECKO_API_KEY",
+                has_key=settings.coingecko_api_key is not None,
+                key_statuses=(401,),
+            )
+            for page in range(first, pages + 1):
+                answer = await client.get_json(
+                    target.url("coins/markets"),
+                    params=page_params(page),
+                    headers=target.headers,
+                    expect=list,
+                )
+                last = page >= pages or len(answer.data) < PER_PAGE
+                yield Batch(
+                    source=NAME,
+                    items=to_records(answer.data),
+                    meta=answer.meta,
+                    cursor={
+                        "cycle_started_at": started.isoformat(),
+                        "next_page": None if last else page + 1,
+                        "pages": pages,
+                    },
+                    label=f"page {page}",
+                    context={"page": page},
+                )
+                if last:
+                    return
+
+    def transform(self, item: SourceRecord, batch: Batch) -> Accepted | Rejection:
+        """See `cryptoetl.transform.coingecko`."""
+        return transform_module.transform(item, batch)
