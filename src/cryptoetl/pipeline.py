@@ -17,8 +17,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import aiohttp
@@ -33,6 +33,7 @@ from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, death_reason, this_
 from cryptoetl.source_run import DATABASE_ERRORS, ProgressSink, RunSetup, describe, run_source
 from cryptoetl.sources import REGISTRY
 from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, SourceFactory
+from cryptoetl.sources.http import open_http_session
 
 log = structlog.get_logger(__name__)
 
@@ -45,16 +46,6 @@ __all__ = [
     "RunGroup",
     "reap_dead_runs",
 ]
-
-
-@asynccontextmanager
-async def default_session(settings: Settings) -> AsyncIterator[aiohttp.ClientSession]:
-    """One aiohttp session for a whole run, with the configured timeouts."""
-    timeout = aiohttp.ClientTimeout(
-        sock_connect=settings.http_connect_timeout, sock_read=settings.http_read_timeout
-    )
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        yield session
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +118,7 @@ class Pipeline:
         events: SourceEvents | None = None,
         progress: ProgressSink | None = None,
         owner: str | None = None,
-        session_factory: SessionFactory = default_session,
+        session_factory: SessionFactory = open_http_session,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
     ) -> None:
         self.settings = settings

@@ -74,6 +74,19 @@ def describe(exc: BaseException) -> str:
     return f"{text} ({name})" if text else name
 
 
+def root_cause(exc: BaseException) -> BaseException:
+    """The server's own error behind a client-side one (a transaction that could not be closed
+    because the server ended the connection reports the server's reason, not the symptom)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, asyncpg.PostgresError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
 async def _load_batch(
     pool: Pool, run: runs.StartedRun, batch: Batch, prepared: PreparedBatch
 ) -> RunCounts:
@@ -216,7 +229,7 @@ async def _fetch_and_load(
         state.stage, state.error, state.failed_batch = "load", describe(exc), label
     except DATABASE_ERRORS as exc:
         if state.stage == "load":
-            state.error = f"loading batch {label!r} failed: {describe(exc)}"
+            state.error = f"loading batch {label!r} failed: {describe(root_cause(exc))}"
             state.failed_batch = label
         elif state.stage == "fetch":  # a network error the source did not wrap
             state.error = f"fetching failed: {describe(exc)}"
