@@ -28,8 +28,9 @@ from cryptoetl.config import KNOWN_SOURCES, Settings
 from cryptoetl.db import checkpoints, runs
 from cryptoetl.db.pool import Pool
 from cryptoetl.errors import RunInProgressError
-from cryptoetl.models import RunStatus, RunTrigger, SourceOutcome
-from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, death_reason, this_process
+from cryptoetl.models import RunTrigger, SourceOutcome
+from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
+from cryptoetl.reaper import reap_dead_runs
 from cryptoetl.source_run import DATABASE_ERRORS, ProgressSink, RunSetup, describe, run_source
 from cryptoetl.sources import REGISTRY
 from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, SourceFactory
@@ -61,48 +62,6 @@ class RunGroup:
     def run_ids(self) -> dict[str, int]:
         """The run id of every started source."""
         return {source: run.run_id for source, run in self.runs.items()}
-
-
-async def reap_dead_runs(
-    pool: Pool,
-    *,
-    stale_after: float = HEARTBEAT_SECONDS * MISSED_BEATS,
-    spare_owner: str | None = None,
-    host: str | None = None,
-) -> list[runs.FinishedRun]:
-    """Mark `failed`, with the reason, every running run whose owner is dead; return them.
-
-    Call it at start-up (the API lifespan does) and before starting runs (`begin` does).
-    Runs owned by `spare_owner` (the caller itself) are never reaped.
-    """
-    reaped: list[runs.FinishedRun] = []
-    async with pool.acquire() as conn:
-        for row in await runs.running(conn):
-            if row["owner"] == spare_owner:
-                continue
-            reason = death_reason(
-                row["owner"], row["heartbeat_at"], row["now"], stale_after=stale_after, host=host
-            )
-            if reason is None:
-                continue
-            async with conn.transaction():
-                finished = await runs.fail(conn, row["id"], reason)
-                if finished is None:
-                    continue  # it ended on its own meanwhile
-                await checkpoints.record_end(
-                    conn,
-                    finished.source,
-                    finished.run_id,
-                    RunStatus.FAILED,
-                    finished.finished_at,
-                    reason,
-                    read_to_end=False,
-                )
-            log.warning(
-                "dead_run_reaped", run_id=finished.run_id, source=finished.source, reason=reason
-            )
-            reaped.append(finished)
-    return reaped
 
 
 class Pipeline:
