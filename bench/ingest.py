@@ -174,7 +174,9 @@ def report(
         f"{rows_count:,} rows in batches of {size:,}, median of {reps}; PostgreSQL {version}; "
         f"{platform.machine()} {os.cpu_count()} cores, Python {platform.python_version()}"
     )
-    print("| what | rows/s (median) | ratio to raw COPY (median of per-run ratios) | runs (rows/s) |")
+    print(
+        "| what | rows/s (median) | ratio to raw COPY (median of per-run ratios) | runs (rows/s) |"
+    )
     print("|---|---:|---:|---|")
     for name in results[0]:
         rates = [rows_count / r[name] for r in results]
@@ -206,7 +208,7 @@ async def with_server(run: Callable[[str], Awaitable[None]]) -> None:
             await admin.close()
         return
     with tempfile.TemporaryDirectory(prefix="cryptoetl-bench-") as tmp:
-        os.chmod(tmp, 0o755)  # the embedded server runs as its own user
+        os.chmod(tmp, 0o755)  # noqa: S103 - the embedded server runs as its own user
         server = EmbeddedPostgres(Path(tmp))
         url = await asyncio.to_thread(server.start)
         try:

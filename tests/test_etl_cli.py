@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 
 from cryptoetl.db.pool import Pool
+from cryptoetl.progress import SUMMARY_COLUMNS
 from tests.support import CRYPTOETL, clean_env, free_port
 from tests.upstream import Upstream
 
@@ -27,17 +28,7 @@ class Finished:
     def summary(self) -> dict[str, list[str]]:
         """The summary table's rows by source (cells split on runs of spaces)."""
         lines = self.stdout.strip().splitlines()
-        assert lines[0].split() == [
-            "source",
-            "status",
-            "fetched",
-            "inserted",
-            "updated",
-            "unchanged",
-            "rejected",
-            "duration",
-            "error",
-        ]
+        assert tuple(lines[0].split()) == SUMMARY_COLUMNS
         return {line.split()[0]: line.split(maxsplit=8) for line in lines[1:]}
 
 

@@ -16,6 +16,7 @@ import asyncio
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Protocol
 
 import asyncpg
@@ -245,29 +246,28 @@ async def _finish(
 ) -> SourceOutcome:
     status, error, read_to_end = _status(state)
     finished = await _record_end(setup.pool, run, status, error, read_to_end)
-    if finished is not None:
-        outcome = SourceOutcome(
-            source=run.source,
+    if finished is None:  # the database is gone: report what this process knows
+        finished = runs.FinishedRun(
             run_id=run.run_id,
-            status=finished.status,
-            counts=finished.counts,
-            started_at=finished.started_at,
-            finished_at=finished.finished_at,
-            error=finished.error,
-            batches=finished.batches,
-            failed_batches=(state.failed_batch,) if state.failed_batch else (),
-        )
-    else:  # the database is gone: report what this process knows
-        outcome = SourceOutcome(
             source=run.source,
-            run_id=run.run_id,
             status=RunStatus.FAILED,
-            counts=state.counts,
             started_at=run.started_at,
-            finished_at=run.started_at,
-            error=f"{error or status.value}; and the run's end could not be recorded",
+            finished_at=datetime.now(UTC),
+            counts=state.counts,
             batches=state.batches,
+            error=f"{error or status.value}; and the run's end could not be recorded",
         )
+    outcome = SourceOutcome(
+        source=run.source,
+        run_id=run.run_id,
+        status=finished.status,
+        counts=finished.counts,
+        started_at=finished.started_at,
+        finished_at=finished.finished_at,
+        error=finished.error,
+        batches=finished.batches,
+        failed_batches=(state.failed_batch,) if state.failed_batch else (),
+    )
     log.info(
         "source_run_finished",
         status=outcome.status.value,
