@@ -9,7 +9,9 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt migrate etl health stats data
+# `docker compose` (the plugin), else the standalone `docker-compose`.
+COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
+.PHONY: help run test lint fmt migrate etl health stats data up down logs clean
 
 help: ## list every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,3 +59,16 @@ stats: ## GET /api/v1/stats of the running service
 
 data: ## GET the first 10 rows of /api/v1/data from the running service
 	@curl -sS "$(API_URL)/api/v1/data?page=1&page_size=10"; echo
+
+up: ## build the image and start postgres + api in the background (needs .env)
+	@test -f .env || { echo "no .env: run 'cp .env.example .env' and set POSTGRES_PASSWORD" >&2; exit 1; }
+	$(COMPOSE) up -d --build
+
+down: ## stop and remove the containers; the database volume is kept
+	$(COMPOSE) down
+
+logs: ## follow the containers' logs (Ctrl-C stops following, not the services)
+	$(COMPOSE) logs -f --tail=200
+
+clean: ## remove the containers, the built image AND the database volume (deletes the data)
+	$(COMPOSE) down --volumes --rmi local --remove-orphans

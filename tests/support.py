@@ -64,13 +64,17 @@ def start_serve(
     cwd: Path | None = None,
     wait: bool = True,
     timeout: float = 60,
+    executable: str = CRYPTOETL,
 ) -> ServeProcess:
-    """Start `cryptoetl serve` on a free port and (by default) wait until health answers 200."""
+    """Start `cryptoetl serve` on a free port and (by default) wait until health answers 200.
+
+    `executable` is the `cryptoetl` to run: this checkout's, or one installed elsewhere.
+    """
     port = free_port()
     full_env = clean_env(API_HOST="127.0.0.1", API_PORT=str(port), LOG_FORMAT="json", **env)
     log_file = log_path.open("wb")
     process = subprocess.Popen(
-        [CRYPTOETL, "serve"],
+        [executable, "serve"],
         env=full_env,
         cwd=cwd,
         stdout=log_file,

@@ -1,4 +1,4 @@
-"""The `cryptoetl` command: serve, migrate (and, as they land, etl run).
+"""The `cryptoetl` command: serve, migrate, etl run.
 
 Every command reads the settings once, sets up logging, and turns the errors a user can fix
 (a bad setting, an unreachable database, an edited migration) into one line on stderr and a
@@ -18,8 +18,8 @@ from typing import Any
 import structlog
 
 from cryptoetl import __version__
-from cryptoetl.config import Settings, load_settings
-from cryptoetl.errors import ConfigError, CryptoEtlError
+from cryptoetl.config import KNOWN_SOURCES, Settings, load_settings
+from cryptoetl.errors import ConfigError, CryptoEtlError, RunInProgressError
 from cryptoetl.log import configure_logging
 
 log = structlog.get_logger("cryptoetl")
@@ -91,6 +91,36 @@ async def _migrate(settings: Settings) -> int:
     return EXIT_OK
 
 
+async def _etl_run(settings: Settings, sources: Sequence[str] | None) -> int:
+    """One run in the foreground: progress on stderr, the summary table on stdout."""
+    from cryptoetl.db.pool import open_pool, prepare_database
+    from cryptoetl.models import RunStatus, RunTrigger
+    from cryptoetl.pipeline import Pipeline
+    from cryptoetl.progress import TerminalProgress, format_summary
+
+    task = asyncio.current_task()
+    if task is not None:  # SIGTERM stops the run like Ctrl-C: runs recorded, database stopped
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    progress = TerminalProgress(sys.stderr)
+    try:
+        async with prepare_database(settings) as url, open_pool(url, max_size=8) as pool:
+            pipeline = Pipeline(settings, pool, progress=progress)
+            try:
+                outcomes = await pipeline.run(sources, RunTrigger.CLI)
+            except RunInProgressError as exc:
+                print(f"cryptoetl: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
+    except asyncio.CancelledError:
+        progress.close()
+        print("cryptoetl: stopped; the runs in progress were recorded as failed", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    progress.close()
+    print(format_summary(outcomes), flush=True)
+    if all(outcome.status is RunStatus.SUCCESS for outcome in outcomes):
+        return EXIT_OK
+    return EXIT_FAILURE
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cryptoetl",
@@ -109,6 +139,26 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: API_PORT)")
 
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+
+    etl = commands.add_parser("etl", help="run the ETL by hand")
+    etl_commands = etl.add_subparsers(dest="etl_command", required=True, metavar="COMMAND")
+    run = etl_commands.add_parser(
+        "run",
+        help="one run in the foreground; exit 0 only when every source succeeded",
+        description=(
+            "Fetch, transform and load every enabled source (or the --source ones) once, "
+            "with progress on stderr and a summary table on stdout. Exit status 0 when every "
+            "source succeeded, 1 when any ended partial or failed."
+        ),
+    )
+    run.add_argument(
+        "--source",
+        action="append",
+        choices=KNOWN_SOURCES,
+        metavar="SOURCE",
+        help=f"a source to run (repeatable; one of {', '.join(KNOWN_SOURCES)}); "
+        "default: ENABLED_SOURCES",
+    )
     return parser
 
 
@@ -126,6 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(_serve(settings, args.host or settings.api_host, settings.api_port))
         if args.command == "migrate":
             return _run(_migrate(settings))
+        if args.command == "etl":
+            return _run(_etl_run(settings, args.source))
     except CryptoEtlError as exc:
         print(f"cryptoetl: {exc}", file=sys.stderr)
         return EXIT_FAILURE

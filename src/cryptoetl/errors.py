@@ -13,7 +13,8 @@ CryptoEtlError
 │   ├── BadPayloadError            the body is not the JSON the source promises
 │   └── RetriesExhaustedError      still transient after MAX_RETRIES retries
 ├── CsvFileError                   a CSV file that cannot be used as a whole
-└── RunInProgressError             a run of these sources is already in progress
+├── RunInProgressError             a run of these sources is already in progress
+└── RunEndedError                  a run was ended elsewhere (reaped as dead) while it worked
 """
 
 from __future__ import annotations
@@ -140,4 +141,16 @@ class RunInProgressError(CryptoEtlError):
         super().__init__(
             f"a run is already in progress for {', '.join(sources)} (run ids "
             f"{', '.join(str(run_id) for run_id in run_ids)})"
+        )
+
+
+class RunEndedError(CryptoEtlError):
+    """The run is no longer `running` (another process reaped it as dead): stop, commit nothing."""
+
+    def __init__(self, run_id: int, source: str) -> None:
+        self.run_id = run_id
+        self.source = source
+        super().__init__(
+            f"{source}: run {run_id} was ended by another process (reaped as dead) while it "
+            "was still loading; its last batch was rolled back"
         )

@@ -1,0 +1,218 @@
+"""The bulk loader: raw rows, the unified upsert and rejected records, for one batch.
+
+Every function takes a connection that is inside the caller's transaction (the pipeline owns
+it, one per batch) and writes in bulk:
+
+- `store_raw`: COPY into a temporary staging table, then `INSERT ... SELECT ... ON CONFLICT DO
+  NOTHING` on the raw table's locator; returns the raw row id of every record (new or existing).
+- `upsert_unified`: COPY into a temporary staging table, then one `INSERT ... SELECT ... ON
+  CONFLICT (source, coin_id, observed_at) DO UPDATE ... WHERE (values) IS DISTINCT FROM (new
+  values)`: a new observation is inserted, a changed one rewritten, an unchanged one costs an
+  index lookup and no write. The counts come back from the same statement.
+- `store_rejections`: one `INSERT ... SELECT FROM unnest(...) ON CONFLICT` on (source, locator,
+  raw hash): a bad record seen again updates `last_run_id` and `seen_count`, it adds no row.
+
+Staging tables are `ON COMMIT DELETE ROWS` temporary tables, created once per connection.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptoetl.db.pool import Connection
+from cryptoetl.models import Rejection, UnifiedRecord
+
+# Which raw table holds which source's records. HTTP sources: locator (coin_id, source time);
+# file sources: locator (file fingerprint, line number) plus the file's path.
+HTTP_RAW_TABLES = {"coingecko": "raw_coingecko", "coinpaprika": "raw_coinpaprika"}
+FILE_RAW_TABLES = {"csv": "raw_csv"}
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_unified (
+    coin_id text, name text, symbol text, price_usd double precision,
+    market_cap double precision, volume_24h double precision, observed_at timestamptz,
+    raw_id bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_raw (
+    n integer, key text, at timestamptz, line bigint, path text, payload text
+) ON COMMIT DELETE ROWS;
+"""
+UNIFIED_STAGE_COLUMNS = (
+    "coin_id",
+    "name",
+    "symbol",
+    "price_usd",
+    "market_cap",
+    "volume_24h",
+    "observed_at",
+    "raw_id",
+)
+
+# A row of stage_unified, in UNIFIED_STAGE_COLUMNS order.
+StageRow = tuple[
+    str, str | None, str | None, float, float | None, float | None, datetime, int | None
+]
+
+_UPSERT = """
+WITH written AS (
+    INSERT INTO unified_crypto_data AS u
+        (coin_id, name, symbol, price_usd, market_cap, volume_24h, source, observed_at,
+         run_id, raw_id)
+    SELECT coin_id, name, symbol, price_usd, market_cap, volume_24h, $1, observed_at, $2, raw_id
+    FROM stage_unified
+    ON CONFLICT (source, coin_id, observed_at) DO UPDATE SET
+        name = EXCLUDED.name, symbol = EXCLUDED.symbol, price_usd = EXCLUDED.price_usd,
+        market_cap = EXCLUDED.market_cap, volume_24h = EXCLUDED.volume_24h,
+        run_id = EXCLUDED.run_id, raw_id = EXCLUDED.raw_id, ingested_at = now()
+    WHERE (u.name, u.symbol, u.price_usd, u.market_cap, u.volume_24h)
+          IS DISTINCT FROM
+          (EXCLUDED.name, EXCLUDED.symbol, EXCLUDED.price_usd, EXCLUDED.market_cap,
+           EXCLUDED.volume_24h)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+FROM written
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class UpsertCounts:
+    inserted: int
+    updated: int
+    unchanged: int
+
+
+@dataclass(frozen=True, slots=True)
+class RawRow:
+    """One accepted record's raw row: its locator, where it came from, and the payload (JSON)."""
+
+    key: str
+    at: datetime | None
+    line: int | None
+    path: str | None
+    payload: str
+
+
+async def ensure_staging(conn: Connection) -> None:
+    """Create this connection's staging tables if they do not exist yet."""
+    await conn.execute(_STAGING)
+
+
+def stage_rows(
+    records: Sequence[UnifiedRecord], raw_ids: Sequence[int | None]
+) -> tuple[list[StageRow], int]:
+    """Staging rows for `records`, one per observation (the last wins); and how many were
+    duplicates of an earlier record of the same batch (counted as unchanged)."""
+    rows: dict[tuple[str, datetime], StageRow] = {}
+    for record, raw_id in zip(records, raw_ids, strict=True):
+        rows[(record.coin_id, record.observed_at)] = (
+            record.coin_id,
+            record.name,
+            record.symbol,
+            record.price_usd,
+            record.market_cap,
+            record.volume_24h,
+            record.observed_at,
+            raw_id,
+        )
+    return list(rows.values()), len(records) - len(rows)
+
+
+async def upsert_unified(
+    conn: Connection, source: str, run_id: int, rows: Sequence[StageRow], duplicates: int = 0
+) -> UpsertCounts:
+    """Upsert staged rows (unique per observation, see `stage_rows`) of one source."""
+    if not rows:
+        return UpsertCounts(0, 0, duplicates)
+    await conn.copy_records_to_table(
+        "stage_unified", records=rows, columns=UNIFIED_STAGE_COLUMNS, schema_name="pg_temp"
+    )
+    result = (await conn.fetch(_UPSERT, source, run_id))[0]  # an aggregate: always one row
+    inserted, updated = int(result["inserted"]), int(result["updated"])
+    return UpsertCounts(inserted, updated, len(rows) - inserted - updated + duplicates)
+
+
+async def store_raw(
+    conn: Connection, source: str, run_id: int, fetched_at: datetime, rows: Sequence[RawRow]
+) -> list[int]:
+    """Insert the raw rows that are not stored yet; return every row's raw id, in order."""
+    if not rows:
+        return []
+    await conn.copy_records_to_table(
+        "stage_raw",
+        records=[(n, r.key, r.at, r.line, r.path, r.payload) for n, r in enumerate(rows)],
+        schema_name="pg_temp",
+    )
+    if source in HTTP_RAW_TABLES:
+        table = HTTP_RAW_TABLES[source]
+        insert = f"""
+            INSERT INTO {table} (run_id, fetched_at, coin_id, source_updated_at, payload)
+            SELECT $1, $2, key, at, payload::jsonb FROM stage_raw ORDER BY n
+            ON CONFLICT (coin_id, source_updated_at) DO NOTHING
+        """  # noqa: S608 - the table name comes from a constant mapping
+        match = f"JOIN {table} r ON r.coin_id = s.key AND r.source_updated_at = s.at"
+    elif source in FILE_RAW_TABLES:
+        table = FILE_RAW_TABLES[source]
+        insert = f"""
+            INSERT INTO {table} (run_id, fetched_at, file_fingerprint, line_no, file_path, payload)
+            SELECT $1, $2, key, line, path, payload::jsonb FROM stage_raw ORDER BY n
+            ON CONFLICT (file_fingerprint, line_no) DO NOTHING
+        """  # noqa: S608 - the table name comes from a constant mapping
+        match = f"JOIN {table} r ON r.file_fingerprint = s.key AND r.line_no = s.line"
+    else:
+        raise ValueError(f"no raw table for source {source!r}")
+    await conn.execute(insert, run_id, fetched_at)
+    found = (
+        await conn.fetch(
+            f"SELECT array_agg(s.n) AS n, array_agg(r.id) AS id FROM stage_raw s {match}"  # noqa: S608
+        )
+    )[0]
+    ids: list[int | None] = [None] * len(rows)
+    for n, raw_id in zip(found["n"] or [], found["id"] or [], strict=True):
+        ids[n] = raw_id
+    missing = [n for n, raw_id in enumerate(ids) if raw_id is None]
+    if missing:  # cannot happen inside one transaction; never link a row to nothing silently
+        raise RuntimeError(f"{source}: raw rows not found after insert: {missing[:5]}")
+    return [raw_id for raw_id in ids if raw_id is not None]
+
+
+def raw_hash(raw: str) -> str:
+    """What identifies a rejected record's content."""
+    return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+async def store_rejections(
+    conn: Connection, source: str, run_id: int, rejections: Sequence[Rejection]
+) -> None:
+    """Record rejected records; one seen before (same locator and content) is updated."""
+    if not rejections:
+        return
+    unique: dict[tuple[str, str], Rejection] = {}
+    for rejection in rejections:
+        unique[(rejection.locator, raw_hash(rejection.raw))] = rejection
+    keys = list(unique)
+    values = list(unique.values())
+    await conn.execute(
+        """
+        INSERT INTO rejected_records AS r
+            (source, first_run_id, last_run_id, locator, file, line_no, raw, reason, raw_hash)
+        SELECT $1, $2, $2, locator, file, line_no, raw, reason, raw_hash
+        FROM unnest($3::text[], $4::text[], $5::bigint[], $6::text[], $7::text[], $8::text[])
+             AS x(locator, file, line_no, raw, reason, raw_hash)
+        ON CONFLICT (source, locator, raw_hash) DO UPDATE SET
+            last_run_id = EXCLUDED.last_run_id, reason = EXCLUDED.reason,
+            seen_count = r.seen_count + 1, last_seen_at = now()
+        """,
+        source,
+        run_id,
+        [key[0] for key in keys],
+        [v.file for v in values],
+        [v.line for v in values],
+        [v.raw for v in values],
+        [v.reason for v in values],
+        [key[1] for key in keys],
+    )

@@ -1,0 +1,158 @@
+"""Queries on `etl_runs`: one row per source per run.
+
+Every write that belongs to a live run is fenced on `status = 'running'`: once a run has been
+finished, or reaped as dead by another process, its late writes change nothing and the caller
+is told (a `False` or `None` result), so a reaped run can never commit more data.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+import asyncpg
+
+from cryptoetl.db.pool import Connection
+from cryptoetl.models import RunCounts, RunStatus, RunTrigger
+
+
+@dataclass(frozen=True, slots=True)
+class StartedRun:
+    run_id: int
+    source: str
+    started_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class FinishedRun:
+    run_id: int
+    source: str
+    status: RunStatus
+    started_at: datetime
+    finished_at: datetime
+    counts: RunCounts
+    batches: int
+    error: str | None
+
+
+_COLUMNS = """id, source, status, started_at, finished_at, fetched, inserted, updated, unchanged,
+              rejected, batches, error"""
+
+
+def _finished(row: asyncpg.Record) -> FinishedRun:
+    return FinishedRun(
+        run_id=row["id"],
+        source=row["source"],
+        status=RunStatus(row["status"]),
+        started_at=row["started_at"],
+        finished_at=row["finished_at"],
+        counts=RunCounts(
+            fetched=row["fetched"],
+            inserted=row["inserted"],
+            updated=row["updated"],
+            unchanged=row["unchanged"],
+            rejected=row["rejected"],
+        ),
+        batches=row["batches"],
+        error=row["error"],
+    )
+
+
+async def start_runs(
+    conn: Connection, sources: Sequence[str], trigger: RunTrigger, owner: str
+) -> list[StartedRun]:
+    """Insert a `running` row for each source that has none; return only the rows inserted.
+
+    The partial unique index `etl_runs_one_running` makes this atomic across processes: a
+    source that is already running (here or anywhere) is simply absent from the result.
+    """
+    rows = await conn.fetch(
+        """
+        INSERT INTO etl_runs (source, trigger, owner)
+        SELECT source, $2, $3 FROM unnest($1::text[]) AS s(source)
+        ON CONFLICT (source) WHERE status = 'running' DO NOTHING
+        RETURNING id, source, started_at
+        """,
+        list(sources),
+        trigger.value,
+        owner,
+    )
+    return [StartedRun(row["id"], row["source"], row["started_at"]) for row in rows]
+
+
+async def running(conn: Connection, sources: Sequence[str] | None = None) -> list[asyncpg.Record]:
+    """The `running` rows (of `sources`, or all): id, source, owner, started_at, heartbeat_at."""
+    return await conn.fetch(
+        """
+        SELECT id, source, owner, started_at, heartbeat_at, clock_timestamp() AS now
+        FROM etl_runs
+        WHERE status = 'running' AND ($1::text[] IS NULL OR source = any($1::text[]))
+        ORDER BY id
+        """,
+        list(sources) if sources is not None else None,
+    )
+
+
+async def heartbeat(conn: Connection, run_ids: Sequence[int]) -> set[int]:
+    """Touch `heartbeat_at` of the runs still running; return the ids that were."""
+    rows = await conn.fetch(
+        """
+        UPDATE etl_runs SET heartbeat_at = clock_timestamp()
+        WHERE id = any($1::bigint[]) AND status = 'running'
+        RETURNING id
+        """,
+        list(run_ids),
+    )
+    return {row["id"] for row in rows}
+
+
+async def add_batch(conn: Connection, run_id: int, counts: RunCounts) -> bool:
+    """Add one committed batch's counts to the run; False when the run is no longer running."""
+    result = await conn.execute(
+        """
+        UPDATE etl_runs
+        SET fetched = fetched + $2, inserted = inserted + $3, updated = updated + $4,
+            unchanged = unchanged + $5, rejected = rejected + $6, batches = batches + 1,
+            heartbeat_at = clock_timestamp()
+        WHERE id = $1 AND status = 'running'
+        """,
+        run_id,
+        counts.fetched,
+        counts.inserted,
+        counts.updated,
+        counts.unchanged,
+        counts.rejected,
+    )
+    return result == "UPDATE 1"
+
+
+async def finish(
+    conn: Connection, run_id: int, status: RunStatus, error: str | None
+) -> FinishedRun | None:
+    """End a running run with its final status; None when it had already ended (reaped)."""
+    row = await conn.fetchrow(
+        f"""
+        UPDATE etl_runs SET status = $2, error = $3, finished_at = clock_timestamp()
+        WHERE id = $1 AND status = 'running'
+        RETURNING {_COLUMNS}
+        """,  # noqa: S608 - a constant column list, no values
+        run_id,
+        status.value,
+        error,
+    )
+    return _finished(row) if row is not None else None
+
+
+async def fail(conn: Connection, run_id: int, reason: str) -> FinishedRun | None:
+    """Mark a running run failed with `reason` (a dead owner); None if it had already ended."""
+    return await finish(conn, run_id, RunStatus.FAILED, reason)
+
+
+async def get(conn: Connection, run_id: int) -> FinishedRun | None:
+    """A finished run's row, or None while it runs or when there is no such run."""
+    row = await conn.fetchrow(
+        f"SELECT {_COLUMNS} FROM etl_runs WHERE id = $1 AND status <> 'running'",  # noqa: S608
+        run_id,
+    )
+    return _finished(row) if row is not None else None

@@ -1,0 +1,200 @@
+"""The pipeline: start runs, run their sources concurrently, keep the run rows alive.
+
+    pipeline = Pipeline(settings, pool)
+    group = await pipeline.begin(None, RunTrigger.MANUAL)   # one `running` row per source
+    outcomes = await pipeline.execute(group)               # fetch, transform, load
+
+`begin` is atomic across processes: it first reaps runs whose owner died, then inserts one
+`running` row per source; if any of them is already running anywhere, nothing is started and
+`RunInProgressError` names the running runs (or, with `skip_busy=True`, only the free sources
+start). `execute` runs the sources concurrently (see `source_run` for what each outcome
+means), one failing never stopping the others, while a heartbeat task keeps `heartbeat_at`
+fresh so that other processes can tell a live run from a dead one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+
+import aiohttp
+import structlog
+
+from cryptoetl.config import KNOWN_SOURCES, Settings
+from cryptoetl.db import checkpoints, runs
+from cryptoetl.db.pool import Pool
+from cryptoetl.errors import RunInProgressError
+from cryptoetl.models import RunTrigger, SourceOutcome
+from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
+from cryptoetl.reaper import reap_dead_runs
+from cryptoetl.source_run import DATABASE_ERRORS, ProgressSink, RunSetup, describe, run_source
+from cryptoetl.sources import REGISTRY
+from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, SourceFactory
+from cryptoetl.sources.http import open_http_session
+
+log = structlog.get_logger(__name__)
+
+SessionFactory = Callable[[Settings], AbstractAsyncContextManager[aiohttp.ClientSession]]
+BEGIN_ATTEMPTS = 3
+
+__all__ = [
+    "Pipeline",
+    "ProgressSink",
+    "RunGroup",
+    "reap_dead_runs",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RunGroup:
+    """The runs one `begin` started: `runs` by source; `busy` the sources skipped because they
+    were already running (only with `skip_busy=True`), with the running run's id."""
+
+    trigger: RunTrigger
+    runs: Mapping[str, runs.StartedRun]
+    busy: Mapping[str, int] = field(default_factory=dict)
+
+    @property
+    def run_ids(self) -> dict[str, int]:
+        """The run id of every started source."""
+        return {source: run.run_id for source, run in self.runs.items()}
+
+
+class Pipeline:
+    """Runs sources into the database. One instance per process is enough; it holds no
+    state between runs besides its owner identity."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        pool: Pool,
+        *,
+        registry: Mapping[str, SourceFactory] = REGISTRY,
+        events: SourceEvents | None = None,
+        progress: ProgressSink | None = None,
+        owner: str | None = None,
+        session_factory: SessionFactory = open_http_session,
+        heartbeat_seconds: float = HEARTBEAT_SECONDS,
+    ) -> None:
+        self.settings = settings
+        self.pool = pool
+        self.registry = registry
+        self.events: SourceEvents = events if events is not None else NoEvents()
+        self.progress = progress
+        self.owner = owner or str(this_process())
+        self.session_factory = session_factory
+        self.heartbeat_seconds = heartbeat_seconds
+        self.host = socket.gethostname()
+
+    def _names(self, sources: Sequence[str] | None) -> list[str]:
+        names = list(dict.fromkeys(sources)) if sources is not None else []
+        if sources is None:
+            names = list(self.settings.enabled_sources)
+        known = set(KNOWN_SOURCES) | set(self.registry)
+        unknown = [name for name in names if name not in known]
+        if unknown:
+            raise ValueError(
+                f"unknown source(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            )
+        # one order everywhere: two processes starting overlapping sets cannot deadlock
+        return sorted(names)
+
+    async def reap_dead_runs(self) -> list[runs.FinishedRun]:
+        """`reap_dead_runs` for this pipeline's database, sparing its own runs."""
+        return await reap_dead_runs(
+            self.pool,
+            stale_after=self.heartbeat_seconds * MISSED_BEATS,
+            spare_owner=self.owner,
+            host=self.host,
+        )
+
+    async def begin(
+        self, sources: Sequence[str] | None, trigger: RunTrigger, *, skip_busy: bool = False
+    ) -> RunGroup:
+        """Start one run per source (None: ENABLED_SOURCES); see the module docstring."""
+        names = self._names(sources)
+        await self.reap_dead_runs()
+        for _ in range(BEGIN_ATTEMPTS):
+            group = await self._try_begin(names, trigger, skip_busy)
+            if group is not None:
+                log.info(
+                    "runs_started", trigger=trigger.value, runs=group.run_ids, busy=dict(group.busy)
+                )
+                return group
+        raise RunInProgressError([], names)  # pragma: no cover - three races in a row
+
+    async def _try_begin(
+        self, names: list[str], trigger: RunTrigger, skip_busy: bool
+    ) -> RunGroup | None:
+        """One attempt; None when a busy run ended while we looked (nothing was started)."""
+        try:
+            async with self.pool.acquire() as conn, conn.transaction():
+                started = await runs.start_runs(conn, names, trigger, self.owner)
+                started_names = {run.source for run in started}
+                busy = [name for name in names if name not in started_names]
+                running = {row["source"]: row["id"] for row in await runs.running(conn, busy)}
+                if busy and not skip_busy:
+                    if len(running) < len(busy):
+                        raise _Retry
+                    raise RunInProgressError(list(running.values()), list(running))
+                await checkpoints.ensure(conn, sorted(started_names))
+                for run in started:
+                    await checkpoints.mark_running(conn, run.source, run.run_id)
+        except _Retry:
+            return None
+        return RunGroup(trigger, {run.source: run for run in started}, running)
+
+    async def execute(self, group: RunGroup) -> list[SourceOutcome]:
+        """Run every source of `group` concurrently; one outcome per source, in group order."""
+        if not group.runs:
+            return []
+        async with self.session_factory(self.settings) as session:
+            setup = RunSetup(
+                pool=self.pool,
+                context=SourceContext(self.settings, session, self.events),
+                progress=self.progress,
+            )
+            beat = asyncio.create_task(self._heartbeat(list(group.run_ids.values())))
+            try:
+                return list(
+                    await asyncio.gather(
+                        *(
+                            run_source(setup, run, self.registry.get(source))
+                            for source, run in group.runs.items()
+                        )
+                    )
+                )
+            finally:
+                beat.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await beat
+
+    async def run(
+        self,
+        sources: Sequence[str] | None,
+        trigger: RunTrigger,
+        *,
+        skip_busy: bool = False,
+    ) -> list[SourceOutcome]:
+        """`begin` then `execute`."""
+        return await self.execute(await self.begin(sources, trigger, skip_busy=skip_busy))
+
+    async def _heartbeat(self, run_ids: list[int]) -> None:
+        """Touch the running rows every `heartbeat_seconds` until every run has ended."""
+        while run_ids:
+            await asyncio.sleep(self.heartbeat_seconds)
+            try:
+                async with self.pool.acquire() as conn:
+                    alive = await runs.heartbeat(conn, run_ids)
+            except DATABASE_ERRORS as exc:
+                log.warning("heartbeat_failed", error=describe(exc))
+                continue
+            run_ids = [run_id for run_id in run_ids if run_id in alive]
+
+
+class _Retry(Exception):
+    """Internal: roll back `begin`'s transaction and try again."""

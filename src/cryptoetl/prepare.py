@@ -1,0 +1,98 @@
+"""Turn one fetched batch into what the loader writes. Pure: no I/O.
+
+Every item becomes either an accepted record (a raw row plus a unified record) or a
+rejection with its reason; nothing is dropped. A transform that raises (a bug in a source) or
+an accepted record whose locator cannot be stored is rejected with the reason, so one bad
+record never stops the batch.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from cryptoetl.db.load import FILE_RAW_TABLES, HTTP_RAW_TABLES, RawRow
+from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord, UnifiedRecord
+from cryptoetl.sources.base import Source
+
+# Batch context keys a file source may use to name the file a batch came from.
+FILE_PATH_KEYS = ("file_path", "path")
+
+
+@dataclass(slots=True)
+class PreparedBatch:
+    """A batch split into what is loaded and what is rejected, aligned by index."""
+
+    fetched: int
+    raw_rows: list[RawRow] = field(default_factory=list)
+    records: list[UnifiedRecord] = field(default_factory=list)
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def _raw_text(item: SourceRecord) -> str:
+    if item.raw_text is not None:
+        return item.raw_text
+    return _json(item.payload)
+
+
+def _json(payload: Mapping[str, Any]) -> str:
+    return orjson.dumps(payload, default=str).decode()
+
+
+def _file_path(batch: Batch) -> str:
+    for key in FILE_PATH_KEYS:
+        value = batch.context.get(key)
+        if value:
+            return str(value)
+    return batch.label
+
+
+def _reject(item: SourceRecord, batch: Batch, reason: str) -> Rejection:
+    locator = f"{batch.label}#{item.position}"
+    return Rejection(locator=locator, raw=_raw_text(item), reason=reason)
+
+
+def _raw_row(accepted: Accepted, batch: Batch) -> RawRow | str:
+    """The raw row of an accepted record, or why it cannot be stored."""
+    locator = accepted.locator
+    payload = _json(accepted.item.payload)
+    if batch.source in HTTP_RAW_TABLES:
+        if locator.at is None:
+            return "accepted record has no source timestamp in its locator"
+        return RawRow(locator.key, locator.at, None, None, payload)
+    if batch.source in FILE_RAW_TABLES:
+        if locator.line is None:
+            return "accepted record has no line number in its locator"
+        return RawRow(locator.key, None, locator.line, _file_path(batch), payload)
+    return f"no raw table for source {batch.source!r}"
+
+
+def prepare_batch(source: Source, batch: Batch) -> PreparedBatch:
+    """Transform every item of `batch` with `source.transform`."""
+    prepared = PreparedBatch(fetched=len(batch.items))
+    for item in batch.items:
+        try:
+            outcome = source.transform(item, batch)
+        except Exception as exc:  # a bug in a source must not lose the batch
+            prepared.rejections.append(
+                _reject(item, batch, f"transform failed: {type(exc).__name__}: {exc}")
+            )
+            continue
+        if isinstance(outcome, Rejection):
+            prepared.rejections.append(outcome)
+            continue
+        if outcome.record.source != batch.source:
+            prepared.rejections.append(
+                _reject(item, batch, f"record of source {outcome.record.source!r} in this batch")
+            )
+            continue
+        raw = _raw_row(outcome, batch)
+        if isinstance(raw, str):
+            prepared.rejections.append(_reject(item, batch, raw))
+            continue
+        prepared.raw_rows.append(raw)
+        prepared.records.append(outcome.record)
+    return prepared

@@ -1,0 +1,58 @@
+"""Finding runs whose owner died and marking them failed, with the reason.
+
+Kept apart from the pipeline (it needs no source) so that the API's lifespan can call
+`reap_dead_runs(pool)` at start-up without importing the sources.
+"""
+
+from __future__ import annotations
+
+import structlog
+
+from cryptoetl.db import checkpoints, runs
+from cryptoetl.db.pool import Pool
+from cryptoetl.models import RunStatus
+from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, death_reason
+
+log = structlog.get_logger(__name__)
+
+
+async def reap_dead_runs(
+    pool: Pool,
+    *,
+    stale_after: float = HEARTBEAT_SECONDS * MISSED_BEATS,
+    spare_owner: str | None = None,
+    host: str | None = None,
+) -> list[runs.FinishedRun]:
+    """Mark `failed`, with the reason, every running run whose owner is dead; return them.
+
+    Call it at start-up (the API lifespan does) and before starting runs (`begin` does).
+    Runs owned by `spare_owner` (the caller itself) are never reaped.
+    """
+    reaped: list[runs.FinishedRun] = []
+    async with pool.acquire() as conn:
+        for row in await runs.running(conn):
+            if row["owner"] == spare_owner:
+                continue
+            reason = death_reason(
+                row["owner"], row["heartbeat_at"], row["now"], stale_after=stale_after, host=host
+            )
+            if reason is None:
+                continue
+            async with conn.transaction():
+                finished = await runs.fail(conn, row["id"], reason)
+                if finished is None:
+                    continue  # it ended on its own meanwhile
+                await checkpoints.record_end(
+                    conn,
+                    finished.source,
+                    finished.run_id,
+                    RunStatus.FAILED,
+                    finished.finished_at,
+                    reason,
+                    read_to_end=False,
+                )
+            log.warning(
+                "dead_run_reaped", run_id=finished.run_id, source=finished.source, reason=reason
+            )
+            reaped.append(finished)
+    return reaped

@@ -1,0 +1,285 @@
+"""One source's run: fetch batch after batch, load each in one transaction, record the end.
+
+The outcome (also written to `etl_runs` and `checkpoints`):
+
+- `success`: the source was read to the end, every record loaded, none rejected;
+- `partial`: some data was committed but not all of it: records were rejected, or fetching
+  failed after at least one batch was committed (the cursor lets the next run resume there);
+- `failed`: the source gave no data (its first fetch failed, or it returned no batch at all),
+  or loading failed (a database error, a lost connection): the error says which. Batches
+  committed before a load failure stay committed, with the cursor that covers them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Protocol
+
+import asyncpg
+import structlog
+
+from cryptoetl.db import checkpoints, load, runs
+from cryptoetl.db.pool import Pool
+from cryptoetl.errors import CsvFileError, RunEndedError, SourceError
+from cryptoetl.models import Batch, RunCounts, RunStatus, SourceOutcome
+from cryptoetl.prepare import PreparedBatch, prepare_batch
+from cryptoetl.sources.base import Source, SourceContext, SourceFactory
+
+log = structlog.get_logger(__name__)
+
+# Batches with more items than this are transformed in a worker thread, so that a large CSV
+# chunk does not hold the event loop (and the API sharing it) for its whole transform.
+THREAD_TRANSFORM_ABOVE = 2000
+# Errors that mean the database could not be used, as opposed to a source failing.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
+END_ATTEMPTS = 3
+
+
+class ProgressSink(Protocol):
+    """Where a run reports progress (the CLI draws it on stderr). Must not block."""
+
+    def source_started(self, source: str, run_id: int) -> None:
+        """The source's run began."""
+
+    def batch_loaded(self, source: str, counts: RunCounts, batches: int, label: str) -> None:
+        """A batch was committed; `counts` and `batches` are the run's totals so far."""
+
+    def source_finished(self, outcome: SourceOutcome) -> None:
+        """The source's run ended (any status)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunSetup:
+    """What every source run of one `Pipeline.execute` shares."""
+
+    pool: Pool
+    context: SourceContext
+    progress: ProgressSink | None
+
+
+def describe(exc: BaseException) -> str:
+    """A one-line description of an exception, with its type when the message is vague."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    if isinstance(exc, SourceError | CsvFileError | RunEndedError):
+        return text or name
+    return f"{text} ({name})" if text else name
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The server's own error behind a client-side one (a transaction that could not be closed
+    because the server ended the connection reports the server's reason, not the symptom)."""
+    seen: BaseException | None = exc
+    for _ in range(10):
+        if seen is None:
+            break
+        if isinstance(seen, asyncpg.PostgresError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return exc
+
+
+async def _load_batch(
+    pool: Pool, run: runs.StartedRun, batch: Batch, prepared: PreparedBatch
+) -> RunCounts:
+    """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters."""
+    async with pool.acquire() as conn, conn.transaction():
+        await load.ensure_staging(conn)
+        raw_ids = await load.store_raw(
+            conn, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
+        )
+        rows, duplicates = load.stage_rows(prepared.records, raw_ids)
+        upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
+        await load.store_rejections(conn, run.source, run.run_id, prepared.rejections)
+        await checkpoints.move_cursor(conn, run.source, batch.cursor)
+        counts = RunCounts(
+            fetched=prepared.fetched,
+            inserted=upserted.inserted,
+            updated=upserted.updated,
+            unchanged=upserted.unchanged,
+            rejected=len(prepared.rejections),
+        )
+        if not await runs.add_batch(conn, run.run_id, counts):
+            raise RunEndedError(run.run_id, run.source)
+    return counts
+
+
+async def _prepare(source: Source, batch: Batch) -> PreparedBatch:
+    if len(batch.items) > THREAD_TRANSFORM_ABOVE:
+        return await asyncio.to_thread(prepare_batch, source, batch)
+    return prepare_batch(source, batch)
+
+
+@dataclass
+class _State:
+    counts: RunCounts
+    batches: int = 0
+    error: str | None = None
+    # where the run is, and where it stopped if it failed: "setup", "fetch", "load",
+    # "internal", "cancelled"; None once the source was read to the end
+    stage: str | None = None
+    failed_batch: str | None = None
+
+
+def _status(state: _State) -> tuple[RunStatus, str | None, bool]:
+    """Status, error and whether the source was read to the end."""
+    if state.stage == "fetch":
+        status = RunStatus.PARTIAL if state.batches else RunStatus.FAILED
+        return status, state.error, False
+    if state.stage is not None:
+        return RunStatus.FAILED, state.error, False
+    if state.batches == 0:
+        return RunStatus.FAILED, "the source returned no data (no batch at all)", False
+    if state.counts.rejected:
+        noun = "record was" if state.counts.rejected == 1 else "records were"
+        return RunStatus.PARTIAL, f"{state.counts.rejected} {noun} rejected", True
+    return RunStatus.SUCCESS, None, True
+
+
+async def _record_end(
+    pool: Pool, run: runs.StartedRun, status: RunStatus, error: str | None, read_to_end: bool
+) -> runs.FinishedRun | None:
+    """Finish the run row and the checkpoint in one transaction, through a fresh connection.
+
+    Retried a few times: the failure being recorded may be a lost connection, and other
+    pooled connections may be dead too.
+    """
+    last: BaseException | None = None
+    for _ in range(END_ATTEMPTS):
+        try:
+            async with pool.acquire() as conn, conn.transaction():
+                finished = await runs.finish(conn, run.run_id, status, error)
+                if finished is None:  # reaped meanwhile: keep what the reaper wrote
+                    return await runs.get(conn, run.run_id)
+                await checkpoints.record_end(
+                    conn,
+                    run.source,
+                    run.run_id,
+                    status,
+                    finished.finished_at,
+                    error,
+                    read_to_end=read_to_end,
+                )
+                return finished
+        except DATABASE_ERRORS as exc:
+            last = exc
+    log.error("run_end_not_recorded", error=describe(last) if last else None)
+    return None
+
+
+async def run_source(
+    setup: RunSetup, run: runs.StartedRun, factory: SourceFactory | None
+) -> SourceOutcome:
+    """Run one source to its end and record the outcome; never raises but on cancellation."""
+    structlog.contextvars.bind_contextvars(run_id=run.run_id, source=run.source)
+    clock = time.monotonic()
+    state = _State(RunCounts())
+    if setup.progress is not None:
+        setup.progress.source_started(run.source, run.run_id)
+    try:
+        await _fetch_and_load(setup, run, factory, state)
+    except asyncio.CancelledError:
+        state.stage, state.error = "cancelled", "the run was cancelled (the process is stopping)"
+        await asyncio.shield(_finish(setup, run, state, clock))
+        raise
+    return await _finish(setup, run, state, clock)
+
+
+async def _fetch_and_load(
+    setup: RunSetup, run: runs.StartedRun, factory: SourceFactory | None, state: _State
+) -> None:
+    label: str | None = None
+    state.stage = "setup"
+    try:
+        if factory is None:
+            state.stage, state.error = "fetch", f"no source named {run.source!r} is installed"
+            return
+        source = factory(setup.context)
+        async with setup.pool.acquire() as conn:
+            cursor = await checkpoints.cursor(conn, run.source)
+        state.stage = "fetch"
+        batches: AsyncIterator[Batch] = source.fetch(cursor)
+        try:
+            async for batch in batches:
+                state.stage, label = "load", batch.label
+                prepared = await _prepare(source, batch)
+                state.counts += await _load_batch(setup.pool, run, batch, prepared)
+                state.batches += 1
+                if setup.progress is not None:
+                    setup.progress.batch_loaded(run.source, state.counts, state.batches, label)
+                state.stage = "fetch"
+        finally:
+            closer: Callable[[], object] | None = getattr(batches, "aclose", None)
+            if closer is not None:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+        state.stage = None
+    except (SourceError, CsvFileError) as exc:
+        state.stage, state.error = "fetch", describe(exc)
+    except RunEndedError as exc:
+        state.stage, state.error, state.failed_batch = "load", describe(exc), label
+    except DATABASE_ERRORS as exc:
+        if state.stage == "load":
+            state.error = f"loading batch {label!r} failed: {describe(root_cause(exc))}"
+            state.failed_batch = label
+        elif state.stage == "fetch":  # a network error the source did not wrap
+            state.error = f"fetching failed: {describe(exc)}"
+        else:
+            state.stage, state.error = "setup", f"reading the checkpoint failed: {describe(exc)}"
+    except Exception as exc:
+        log.exception("source_run_crashed")
+        state.stage, state.error = "internal", f"internal error: {describe(exc)}"
+
+
+async def _finish(
+    setup: RunSetup, run: runs.StartedRun, state: _State, clock: float
+) -> SourceOutcome:
+    status, error, read_to_end = _status(state)
+    finished = await _record_end(setup.pool, run, status, error, read_to_end)
+    if finished is None:  # the database is gone: report what this process knows
+        finished = runs.FinishedRun(
+            run_id=run.run_id,
+            source=run.source,
+            status=RunStatus.FAILED,
+            started_at=run.started_at,
+            finished_at=datetime.now(UTC),
+            counts=state.counts,
+            batches=state.batches,
+            error=f"{error or status.value}; and the run's end could not be recorded",
+        )
+    outcome = SourceOutcome(
+        source=run.source,
+        run_id=run.run_id,
+        status=finished.status,
+        counts=finished.counts,
+        started_at=finished.started_at,
+        finished_at=finished.finished_at,
+        error=finished.error,
+        batches=finished.batches,
+        failed_batches=(state.failed_batch,) if state.failed_batch else (),
+    )
+    log.info(
+        "source_run_finished",
+        status=outcome.status.value,
+        seconds=round(time.monotonic() - clock, 3),
+        fetched=outcome.counts.fetched,
+        inserted=outcome.counts.inserted,
+        updated=outcome.counts.updated,
+        unchanged=outcome.counts.unchanged,
+        rejected=outcome.counts.rejected,
+        batches=outcome.batches,
+        error=outcome.error,
+    )
+    if setup.progress is not None:
+        setup.progress.source_finished(outcome)
+    return outcome
