@@ -59,12 +59,13 @@ async def test_a_file_is_read_in_chunks_with_lines_and_a_cursor(tmp_path: Path) 
 
 
 async def test_an_unchanged_file_is_skipped_without_reading(tmp_path: Path) -> None:
-    """Second run with the final cursor: no batch at all."""
+    """Second run with the final cursor: one empty "no new rows" batch, nothing read."""
     path = tmp_path / "btc.csv"
     path.write_text(HEADER + row(1))
     batches, _, _ = await collect(source(path))
     again, _, _ = await collect(source(path), batches[-1].cursor)
-    assert again == []
+    assert [(b.label, len(b.items)) for b in again] == [("no new rows", 0)]
+    assert again[0].cursor == batches[-1].cursor
 
 
 async def test_an_appended_file_loads_only_the_new_rows(tmp_path: Path) -> None:

@@ -64,6 +64,7 @@ class CsvSource:
         if not paths:
             raise SourceError(NAME, f"no CSV file matches CSV_FILE_PATH={self.pattern!r}")
         files = _cursor_files(cursor)
+        yielded = False
         for path in paths:
             key = str(path)
             saved = FileState.from_json(files.get(key))
@@ -73,7 +74,11 @@ class CsvSource:
                 continue
             log.info("csv_file_reading", file=key, action=action, from_line=state.line)
             async for batch in self._read_file(path, state, digest, files):
+                yielded = True
                 yield batch
+        if not yielded:
+            # every file was read before and is unchanged: an answer, with nothing new in it
+            yield self._batch(paths[0], [], files, "no new rows", {}, 0.0)
 
     async def _read_file(
         self, path: Path, state: FileState, digest: Any, files: dict[str, Any]
@@ -98,12 +103,12 @@ class CsvSource:
             )
             files[key] = done.to_json()
             item = SourceRecord({FILE_ERROR: exc.reason}, position=1, raw_text=header_text)
-            where = {"file": key, "name": path.name}
+            where = {"file_path": key, "name": path.name}
             yield self._batch(path, [item], files, f"{path.name}: unusable", where, 0.0)
             return
         context: dict[str, Any] = {
             "layout": layout,
-            "file": key,
+            "file_path": key,
             "name": path.name,
             "fingerprint": state.fingerprint,
             "mtime": mtime,
@@ -170,7 +175,7 @@ class CsvSource:
         return Batch(NAME, items, meta, cursor, label, context)
 
     def transform(self, item: SourceRecord, batch: Batch) -> Accepted | Rejection:
-        file = str(batch.context.get("file", ""))
+        file = str(batch.context.get("file_path", ""))
         name = str(batch.context.get("name", file))
         raw = item.raw_text
         if raw is None:
