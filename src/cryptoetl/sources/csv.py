@@ -16,6 +16,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -91,17 +92,9 @@ class CsvSource:
                 raise CsvFileError(key, "empty file: no header line")
             layout = map_header(header, path.name)
         except CsvFileError as exc:
-            done = FileState(
-                fingerprint=state.fingerprint,
-                offset=state.size,
-                line=state.line,
-                prefix_sha256=state.prefix_sha256,
-                size=state.size,
-                mtime_ns=state.mtime_ns,
-                complete=True,
-                error=exc.reason,
-            )
-            files[key] = done.to_json()
+            files[key] = replace(
+                state, offset=state.size, complete=True, error=exc.reason
+            ).to_json()
             item = SourceRecord({FILE_ERROR: exc.reason}, position=1, raw_text=header_text)
             where = {"file_path": key, "name": path.name}
             yield self._batch(path, [item], files, f"{path.name}: unusable", where, 0.0)
@@ -119,13 +112,11 @@ class CsvSource:
                 started = time.perf_counter()
                 chunk = await asyncio.to_thread(reader.next_chunk, self.chunk_rows)
                 elapsed = (time.perf_counter() - started) * 1000
-                state = FileState(
-                    fingerprint=state.fingerprint,
+                state = replace(
+                    state,
                     offset=chunk.offset,
                     line=chunk.line,
                     prefix_sha256=chunk.prefix_sha256,
-                    size=state.size,
-                    mtime_ns=state.mtime_ns,
                     complete=chunk.eof,
                 )
                 files[key] = state.to_json()
