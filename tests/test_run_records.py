@@ -160,6 +160,13 @@ async def test_a_reaped_run_commits_nothing_more(settings: Settings, pool: Pool)
     group = await pipeline.begin(["coingecko"], RunTrigger.CLI)
     task = asyncio.create_task(pipeline.execute(group))
     await asyncio.wait_for(feed.reached.wait(), 10)
+    # page 2 is being fetched while page 1 loads (read-ahead): wait for page 1's commit
+    for _ in range(500):
+        if await pool.fetchval(
+            "SELECT batches FROM etl_runs WHERE id = $1", group.run_ids["coingecko"]
+        ):
+            break
+        await asyncio.sleep(0.01)
     [reaped] = await reap_dead_runs(pool, stale_after=0)  # as a process with a skewed view would
     gate.set()
     [outcome] = await task

@@ -13,8 +13,9 @@ The outcome (also written to `etl_runs` and `checkpoints`):
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -119,6 +120,50 @@ async def _prepare(source: Source, batch: Batch) -> PreparedBatch:
     return prepare_batch(source, batch)
 
 
+_END = object()
+
+
+async def read_ahead(
+    source: Source, batches: AsyncIterator[Batch]
+) -> AsyncGenerator[tuple[Batch, PreparedBatch], None]:
+    """Yield prepared batches while the next one is already being fetched and transformed.
+
+    Fetching and transforming are Python work (or waiting on an upstream), loading is the
+    database's work: overlapping them keeps both busy. At most one batch waits ready. An error
+    of the read-ahead is raised only when its turn comes, after every earlier batch was
+    yielded, so batches before a failed fetch are still loaded and committed.
+    """
+    queue: asyncio.Queue[object] = asyncio.Queue(maxsize=1)
+
+    async def produce() -> None:
+        try:
+            async for batch in batches:
+                await queue.put((batch, await _prepare(source, batch)))
+            await queue.put(_END)
+        except Exception as exc:  # handed over in order; the consumer decides what it means
+            await queue.put(exc)
+        finally:
+            closer: Callable[[], object] | None = getattr(batches, "aclose", None)
+            if closer is not None:
+                result = closer()
+                if asyncio.iscoroutine(result):
+                    await result
+
+    producer = asyncio.create_task(produce())
+    try:
+        while True:
+            item = await queue.get()
+            if item is _END:
+                return
+            if isinstance(item, Exception):
+                raise item
+            yield item  # type: ignore[misc]
+    finally:
+        producer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await producer
+
+
 @dataclass
 class _State:
     counts: RunCounts
@@ -207,22 +252,17 @@ async def _fetch_and_load(
         async with setup.pool.acquire() as conn:
             cursor = await checkpoints.cursor(conn, run.source)
         state.stage = "fetch"
-        batches: AsyncIterator[Batch] = source.fetch(cursor)
+        prepared_batches = read_ahead(source, source.fetch(cursor))
         try:
-            async for batch in batches:
+            async for batch, prepared in prepared_batches:
                 state.stage, label = "load", batch.label
-                prepared = await _prepare(source, batch)
                 state.counts += await _load_batch(setup.pool, run, batch, prepared)
                 state.batches += 1
                 if setup.progress is not None:
                     setup.progress.batch_loaded(run.source, state.counts, state.batches, label)
                 state.stage = "fetch"
         finally:
-            closer: Callable[[], object] | None = getattr(batches, "aclose", None)
-            if closer is not None:
-                result = closer()
-                if asyncio.iscoroutine(result):
-                    await result
+            await prepared_batches.aclose()
         state.stage = None
     except (SourceError, CsvFileError) as exc:
         state.stage, state.error = "fetch", describe(exc)

@@ -1,0 +1,222 @@
+"""CSV load benchmark: a 1,000,000-row file through `cryptoetl etl run --source csv`.
+
+    .venv/bin/python bench/csv_load.py [--rows 1000000] [--reps 3] [--no-kill]
+
+Starts its own embedded PostgreSQL in a temporary directory (or uses a fresh database of its
+own on DATABASE_URL's server) and writes a Kaggle-layout CSV of `--rows` rows. Per repetition,
+on an empty database:
+
+- raw COPY: 1,000,000 synthetic unified rows COPYed into an identical empty table (the same
+  physical limit as `bench/ingest.py`), in this same run;
+- the real command, `cryptoetl etl run --source csv`, as a subprocess: wall time, the run's own
+  duration from `etl_runs`, rows/s, and the peak RSS of the process (polled every 20 ms);
+- once (unless --no-kill): the same load killed with SIGKILL half-way, then run again; the
+  bench checks the exact row count and that no observation is duplicated.
+
+Results are recorded in docs/benchmarks.md ("CSV load").
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import signal
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import asyncpg
+import psutil
+
+sys.path.insert(0, str(Path(__file__).parent))
+from cryptoetl.db.migrate import migrate
+from ingest import raw_copy, synthetic, with_server
+
+CRYPTOETL = str(Path(sys.executable).parent / "cryptoetl")
+TABLES = ("unified_crypto_data", "raw_csv", "rejected_records", "etl_runs", "checkpoints")
+
+
+def write_csv(path: Path, rows: int) -> None:
+    """Kaggle `coin_*.csv` layout: 2,000 coins, one row per coin per minute."""
+    with path.open("w") as handle:
+        handle.write("SNo,Name,Symbol,Date,High,Low,Open,Close,Volume,Marketcap\n")
+        for i in range(rows):
+            coin = i % 2000
+            minute = i // 2000
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(1_600_000_000 + minute * 60))
+            price = 1 + coin / 3 + minute / 1000
+            handle.write(
+                f"{i + 1},Coin {coin},C{coin},{stamp},{price * 1.01:.6f},{price * 0.99:.6f},"
+                f"{price:.6f},{price:.6f},{i * 7.5:.2f},{i * 1234.5:.2f}\n"
+            )
+
+
+async def reset(url: str) -> None:
+    conn = await asyncpg.connect(url)
+    try:
+        await conn.execute(f"TRUNCATE {', '.join(TABLES)} CASCADE")
+        await conn.execute("CHECKPOINT")
+    finally:
+        await conn.close()
+
+
+async def counts(url: str) -> tuple[int, int, int, float]:
+    conn = await asyncpg.connect(url)
+    try:
+        rows = await conn.fetchval("SELECT count(*) FROM unified_crypto_data")
+        distinct = await conn.fetchval(
+            "SELECT count(*) FROM (SELECT DISTINCT coin_id, observed_at FROM unified_crypto_data) d"
+        )
+        running = await conn.fetchval("SELECT count(*) FROM etl_runs WHERE status = 'running'")
+        seconds = await conn.fetchval(
+            "SELECT extract(epoch FROM max(finished_at - started_at)) FROM etl_runs "
+            "WHERE status = 'success'"
+        )
+        return rows, distinct, running, float(seconds or 0)
+    finally:
+        await conn.close()
+
+
+async def etl_run(url: str, csv_path: Path, kill_at: int | None = None) -> tuple[float, int]:
+    """Run the command; return (wall seconds, peak RSS bytes). With `kill_at`, SIGKILL it once
+    that many rows are committed."""
+    env = {
+        **os.environ,
+        "DATABASE_URL": url,
+        "CSV_FILE_PATH": str(csv_path),
+        "LOG_LEVEL": "WARNING",
+        "ENABLED_SOURCES": "csv",
+    }
+    started = time.perf_counter()
+    process = await asyncio.create_subprocess_exec(
+        CRYPTOETL,
+        "etl",
+        "run",
+        "--source",
+        "csv",
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    watched = psutil.Process(process.pid)
+    peak = 0
+    conn = await asyncpg.connect(url) if kill_at is not None else None
+    try:
+        while process.returncode is None:
+            try:
+                peak = max(peak, watched.memory_info().rss)
+            except psutil.NoSuchProcess:
+                break
+            if conn is not None and kill_at is not None:
+                loaded = await conn.fetchval("SELECT count(*) FROM raw_csv")
+                if loaded >= kill_at:
+                    process.send_signal(signal.SIGKILL)
+                    kill_at = None
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(process.wait(), 0.02)
+    finally:
+        if conn is not None:
+            await conn.close()
+    await process.wait()
+    return time.perf_counter() - started, peak
+
+
+async def bench(url: str, rows: int, reps: int, kill: bool) -> None:
+    conn = await asyncpg.connect(url, server_settings={"timezone": "UTC"})
+    try:
+        await migrate(conn)
+        version = await conn.fetchval("SHOW server_version")
+    finally:
+        await conn.close()
+    with tempfile.TemporaryDirectory(prefix="cryptoetl-csv-bench-") as tmp:
+        csv_path = Path(tmp) / "coins.csv"
+        write_csv(csv_path, rows)
+        size_mb = csv_path.stat().st_size / 2**20
+        synthetic_rows = synthetic(0, rows)
+        results: list[dict[str, float]] = []
+        for rep in range(reps):
+            await reset(url)
+            copy_conn = await asyncpg.connect(url, server_settings={"timezone": "UTC"})
+            try:
+                copy_seconds = await raw_copy(copy_conn, synthetic_rows, 50_000)
+            finally:
+                await copy_conn.close()
+            await reset(url)
+            wall, peak = await etl_run(url, csv_path)
+            loaded, distinct, running, run_seconds = await counts(url)
+            assert loaded == distinct == rows, (loaded, distinct)
+            assert running == 0
+            results.append(
+                {"copy": copy_seconds, "wall": wall, "run": run_seconds, "peak": float(peak)}
+            )
+            print(
+                f"rep {rep + 1}: raw COPY {rows / copy_seconds:,.0f}/s, etl run "
+                f"{rows / run_seconds:,.0f}/s (wall {wall:.1f} s), peak RSS {peak / 2**20:.0f} MiB",
+                file=sys.stderr,
+                flush=True,
+            )
+        killed = None
+        if kill:
+            await reset(url)
+            await etl_run(url, csv_path, kill_at=rows // 2)
+            partial, _, running_after_kill, _ = await counts(url)
+            await etl_run(url, csv_path)
+            loaded, distinct, running, _ = await counts(url)
+            killed = (partial, running_after_kill, loaded, distinct, running)
+    report(rows, size_mb, reps, str(version), results, killed)
+
+
+def report(
+    rows: int,
+    size_mb: float,
+    reps: int,
+    version: str,
+    results: list[dict[str, float]],
+    killed: tuple[int, int, int, int, int] | None,
+) -> None:
+    def median(key: str) -> float:
+        return statistics.median(r[key] for r in results)
+
+    ratios = [r["copy"] / r["run"] for r in results]
+    print(
+        f"{rows:,}-row CSV ({size_mb:.0f} MiB), median of {reps}; PostgreSQL {version}; "
+        f"{os.cpu_count()} cores"
+    )
+    print("| what | rows/s (median) | ratio to raw COPY | runs |")
+    print("|---|---:|---:|---|")
+    copy_runs = ", ".join(f"{rows / r['copy']:,.0f}" for r in results)
+    run_runs = ", ".join(f"{rows / r['run']:,.0f}" for r in results)
+    print(f"| raw COPY of 1M unified rows | {rows / median('copy'):,.0f} | 1.00 | {copy_runs} |")
+    print(
+        f"| `cryptoetl etl run --source csv` (the run) | {rows / median('run'):,.0f} "
+        f"| {statistics.median(ratios):.2f} | {run_runs} |"
+    )
+    wall_runs = ", ".join(f"{rows / r['wall']:,.0f}" for r in results)
+    print(f"| the same, wall clock incl. start-up | {rows / median('wall'):,.0f} | | {wall_runs} |")
+    peaks = ", ".join(f"{r['peak'] / 2**20:.0f}" for r in results)
+    print(f"peak RSS of the etl process: {median('peak') / 2**20:.0f} MiB (runs: {peaks} MiB)")
+    if killed is not None:
+        partial, running_after_kill, loaded, distinct, running = killed
+        print(
+            f"SIGKILL at {partial:,} committed rows (run left 'running': {running_after_kill}); "
+            f"after the rerun: {loaded:,} rows, {distinct:,} distinct observations, "
+            f"{running} runs left 'running'"
+        )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--reps", type=int, default=3)
+    parser.add_argument("--no-kill", action="store_true")
+    args = parser.parse_args()
+    asyncio.run(with_server(lambda url: bench(url, args.rows, args.reps, not args.no_kill)))
+
+
+if __name__ == "__main__":
+    main()

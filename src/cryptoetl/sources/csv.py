@@ -1,0 +1,196 @@
+"""The CSV source: every file `CSV_FILE_PATH` names, streamed in chunks, resumable by offset.
+
+The checkpoint cursor is `{"files": {"<absolute path>": FileState}}`. Each batch is a chunk of
+rows of one file and carries the cursor as it stands once that chunk is committed, so a load
+killed at any point resumes at the last committed chunk. An unchanged file is skipped without
+being read; an appended one continues from its offset; a rewritten one is read again under a
+new fingerprint (the unified table's unique key keeps that idempotent).
+
+A file that cannot be used at all (no price or coin column) becomes one rejection naming the
+columns it has; the other files still load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+import structlog
+
+from cryptoetl.errors import CsvFileError, SourceError
+from cryptoetl.models import (
+    Accepted,
+    Batch,
+    RawLocator,
+    Rejection,
+    ResponseMeta,
+    SourceRecord,
+)
+from cryptoetl.sources.base import SourceContext
+from cryptoetl.sources.csv_files import ChunkReader, FileState, plan, read_header, resolve
+from cryptoetl.transform.csv import CsvLayout, map_header, read_row, row_payload
+
+log = structlog.get_logger(__name__)
+
+NAME = "csv"
+CHUNK_ROWS = 5_000
+FILE_ERROR = "_file_error"
+ROW_ERROR = "_row_error"
+
+
+def _cursor_files(cursor: Mapping[str, Any]) -> dict[str, Any]:
+    files = cursor.get("files") if isinstance(cursor, Mapping) else None
+    return dict(files) if isinstance(files, Mapping) else {}
+
+
+class CsvSource:
+    """Reads the files of `CSV_FILE_PATH`; see the module docstring."""
+
+    name = NAME
+
+    def __init__(self, context: SourceContext, *, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.context = context
+        self.pattern = context.settings.csv_file_path
+        self.chunk_rows = chunk_rows
+
+    async def fetch(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
+        paths = await asyncio.to_thread(resolve, self.pattern, Path.cwd())
+        if not paths:
+            raise SourceError(NAME, f"no CSV file matches CSV_FILE_PATH={self.pattern!r}")
+        files = _cursor_files(cursor)
+        yielded = False
+        for path in paths:
+            key = str(path)
+            saved = FileState.from_json(files.get(key))
+            action, state, digest = await asyncio.to_thread(plan, path, saved)
+            if action == "skip":
+                log.info("csv_file_unchanged", file=key)
+                continue
+            log.info("csv_file_reading", file=key, action=action, from_line=state.line)
+            async for batch in self._read_file(path, state, digest, files):
+                yielded = True
+                yield batch
+        if not yielded:
+            # every file was read before and is unchanged: an answer, with nothing new in it
+            yield self._batch(paths[0], [], files, "no new rows", {}, 0.0)
+
+    async def _read_file(
+        self, path: Path, state: FileState, digest: Any, files: dict[str, Any]
+    ) -> AsyncIterator[Batch]:
+        key = str(path)
+        header, header_end, header_lines, header_text = await asyncio.to_thread(read_header, path)
+        mtime = datetime.fromtimestamp(state.mtime_ns / 1e9, UTC)
+        try:
+            if not header:
+                raise CsvFileError(key, "empty file: no header line")
+            layout = map_header(header, path.name)
+        except CsvFileError as exc:
+            files[key] = replace(
+                state, offset=state.size, complete=True, error=exc.reason
+            ).to_json()
+            item = SourceRecord({FILE_ERROR: exc.reason}, position=1, raw_text=header_text)
+            where = {"file_path": key, "name": path.name}
+            yield self._batch(path, [item], files, f"{path.name}: unusable", where, 0.0)
+            return
+        context: dict[str, Any] = {
+            "layout": layout,
+            "file_path": key,
+            "name": path.name,
+            "fingerprint": state.fingerprint,
+            "mtime": mtime,
+        }
+        reader = await asyncio.to_thread(self._open, path, state, digest, header_end, header_lines)
+        try:
+            while True:
+                started = time.perf_counter()
+                chunk = await asyncio.to_thread(reader.next_chunk, self.chunk_rows)
+                elapsed = (time.perf_counter() - started) * 1000
+                state = replace(
+                    state,
+                    offset=chunk.offset,
+                    line=chunk.line,
+                    prefix_sha256=chunk.prefix_sha256,
+                    complete=chunk.eof,
+                )
+                files[key] = state.to_json()
+                if chunk.rows or chunk.eof:
+                    items = [self._record(layout, row) for row in chunk.rows]
+                    first = chunk.rows[0].line if chunk.rows else chunk.line
+                    last = chunk.rows[-1].line if chunk.rows else chunk.line
+                    label = f"{path.name} lines {first}-{last}"
+                    yield self._batch(path, items, files, label, context, elapsed)
+                if chunk.eof:
+                    return
+        finally:
+            reader.close()
+
+    @staticmethod
+    def _open(
+        path: Path, state: FileState, digest: Any, header_end: int, header_lines: int
+    ) -> ChunkReader:
+        if state.offset == 0:
+            # the header is part of what has been read: hash it, count its lines
+            return _reader_after_header(path, header_end, header_lines)
+        return ChunkReader(path, state.offset, state.line, digest)
+
+    @staticmethod
+    def _record(layout: CsvLayout, row: Any) -> SourceRecord:
+        payload = row_payload(layout.keys, row.values)
+        if isinstance(payload, str):
+            return SourceRecord({ROW_ERROR: payload}, position=row.line, raw_text=row.raw)
+        return SourceRecord(payload, position=row.line, raw_text=row.raw)
+
+    def _batch(
+        self,
+        path: Path,
+        items: list[SourceRecord],
+        files: dict[str, Any],
+        label: str,
+        context: Mapping[str, Any],
+        elapsed_ms: float,
+    ) -> Batch:
+        meta = ResponseMeta(
+            url=path.as_uri(),
+            status=200,
+            fetched_at=self.context.now(),
+            elapsed_ms=elapsed_ms,
+        )
+        cursor = {"files": dict(files)}
+        return Batch(NAME, items, meta, cursor, label, context)
+
+    def transform(self, item: SourceRecord, batch: Batch) -> Accepted | Rejection:
+        file = str(batch.context.get("file_path", ""))
+        name = str(batch.context.get("name", file))
+        raw = item.raw_text
+        if raw is None:
+            raw = orjson.dumps(dict(item.payload), default=str).decode()
+        if FILE_ERROR in item.payload:
+            return Rejection(name, raw, str(item.payload[FILE_ERROR]), file=file, line=1)
+        locator = f"{name}:{item.position}"
+        if ROW_ERROR in item.payload:
+            reason = f"line {item.position} {item.payload[ROW_ERROR]}"
+            return Rejection(locator, raw, reason, file=file, line=item.position)
+        layout: CsvLayout = batch.context["layout"]
+        result = read_row(
+            layout,
+            item.payload,
+            default_observed_at=batch.context["mtime"],
+            now=self.context.now(),
+        )
+        if isinstance(result, list):
+            return Rejection(locator, raw, "; ".join(result), file=file, line=item.position)
+        fingerprint = str(batch.context["fingerprint"])
+        return Accepted(result, RawLocator(key=fingerprint, line=item.position), item)
+
+
+def _reader_after_header(path: Path, header_end: int, header_lines: int) -> ChunkReader:
+    with path.open("rb") as handle:
+        digest = hashlib.sha256(handle.read(header_end))
+    return ChunkReader(path, header_end, 1 + header_lines, digest)

@@ -1,0 +1,111 @@
+"""`cryptoetl etl run --source csv` as a real subprocess: kill -9 mid-file, then resume."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import pytest
+
+from cryptoetl.db.pool import Pool
+from tests.support import CRYPTOETL, clean_env
+
+ROWS = 120_000
+
+
+def write_big_csv(path: Path, rows: int) -> None:
+    """`rows` observations of 500 coins, one a minute, in a Kaggle-like layout."""
+    with path.open("w") as handle:
+        handle.write("SNo,Name,Symbol,Date,Close,Volume,Marketcap\n")
+        for i in range(rows):
+            coin = i % 500
+            handle.write(
+                f"{i + 1},Coin {coin},C{coin},{1_600_000_000 + (i // 500) * 60},"
+                f"{1 + coin / 7:.6f},{i * 3},{i * 1000}\n"
+            )
+
+
+async def run_etl(env: dict[str, str]) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        CRYPTOETL,
+        "etl",
+        "run",
+        "--source",
+        "csv",
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    out, err = await process.communicate()
+    return process.returncode or 0, out.decode(), err.decode()
+
+
+@pytest.mark.slow
+async def test_kill_9_mid_file_then_rerun_gives_exact_rows(
+    db_url: str, pool: Pool, tmp_path: Path
+) -> None:
+    """SIGKILL while a 120,000-row file loads; the rerun resumes at the last committed chunk
+    and ends with exactly one row per line: no duplicate, no loss, nothing left running."""
+    path = tmp_path / "big.csv"
+    write_big_csv(path, ROWS)
+    env = clean_env(DATABASE_URL=db_url, CSV_FILE_PATH=str(path), LOG_LEVEL="WARNING")
+
+    process = await asyncio.create_subprocess_exec(
+        CRYPTOETL,
+        "etl",
+        "run",
+        "--source",
+        "csv",
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    for _ in range(1500):
+        loaded = await pool.fetchval("SELECT count(*) FROM raw_csv")
+        if loaded >= 20_000:
+            break
+        await asyncio.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
+    killed = await pool.fetchrow("SELECT id, status FROM etl_runs")
+    assert killed is not None
+    assert killed["status"] == "running"
+    partial = await pool.fetchval("SELECT count(*) FROM unified_crypto_data")
+    assert 20_000 <= partial < ROWS
+    cursor = await pool.fetchval("SELECT cursor FROM checkpoints WHERE source = 'csv'")
+    state = cursor["files"][str(path)]
+    assert state["line"] == partial + 2  # the cursor covers exactly the committed rows
+
+    code, out, err = await run_etl(env)
+
+    assert code == 0, err
+    assert "success" in out
+    assert await pool.fetchval("SELECT count(*) FROM unified_crypto_data") == ROWS
+    assert await pool.fetchval("SELECT count(*) FROM raw_csv") == ROWS
+    distinct = await pool.fetchval(
+        "SELECT count(*) FROM (SELECT DISTINCT coin_id, observed_at FROM unified_crypto_data) d"
+    )
+    assert distinct == ROWS
+    lines = await pool.fetchrow("SELECT min(line_no), max(line_no) FROM raw_csv")
+    assert lines is not None
+    assert tuple(lines) == (2, ROWS + 1)
+    resumed = await pool.fetchval("SELECT fetched FROM etl_runs WHERE id <> $1", killed["id"])
+    assert resumed == ROWS - partial  # it did not read the committed rows again
+    assert await pool.fetchval("SELECT count(*) FROM etl_runs WHERE status = 'running'") == 0
+    dead = await pool.fetchval("SELECT status FROM etl_runs WHERE id = $1", killed["id"])
+    assert dead == "failed"
+
+
+async def test_progress_shows_rows_and_rate(db_url: str, tmp_path: Path) -> None:
+    """Off a terminal, each committed chunk prints its rows and rows/s on stderr."""
+    path = tmp_path / "small.csv"
+    write_big_csv(path, 12_000)
+    env = clean_env(DATABASE_URL=db_url, CSV_FILE_PATH=str(path), LOG_LEVEL="WARNING")
+    code, _, err = await run_etl(env)
+    assert code == 0, err
+    progress = [line for line in err.splitlines() if "rows/s" in line]
+    assert len(progress) == 3  # chunks of 5,000 rows
+    assert progress[-1].startswith("csv: small.csv lines 10002-12001: 12000 rows (")
