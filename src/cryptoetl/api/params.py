@@ -59,7 +59,20 @@ def invalid(error: QueryError) -> RequestValidationError:
 RUN_STATUSES = [status.value for status in RunStatus]
 Source = Annotated[str | None, _one_of(KNOWN_SOURCES), _enum(KNOWN_SOURCES)]
 SortName = Annotated[str | None, _one_of(list(SORTS)), _enum(list(SORTS))]
-Time = Annotated[datetime | None, AfterValidator(_utc)]
+Time = Annotated[
+    datetime | None,
+    AfterValidator(_utc),
+    # what pydantic reads: an ISO 8601 time, a date (its midnight), or Unix seconds
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+                {"type": "number"},
+            ]
+        }
+    ),
+]
 Text = Annotated[str | None, Field(min_length=1, max_length=200, pattern=PRINTABLE)]
 
 SourceParam = Annotated[Source, Query(description="Only rows of this source.")]
@@ -87,8 +100,8 @@ class DataParams(BaseModel):
     symbol: Text = Field(None, description="Only this symbol, case-insensitive.", examples=["btc"])
     since: Time = Field(
         None,
-        description="Only observations at or after this time (ISO 8601, or Unix seconds; UTC "
-        "when no offset is given).",
+        description="Only observations at or after this time: ISO 8601 (UTC when no offset is "
+        "given), a date (its midnight, UTC), or Unix seconds.",
         examples=["2025-12-27T00:00:00Z"],
     )
     until: Time = Field(
