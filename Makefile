@@ -9,7 +9,7 @@ RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint fmt migrate etl health stats data
+.PHONY: help run test lint fmt migrate etl health stats data bench-api
 
 help: ## list every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -57,3 +57,7 @@ stats: ## GET /api/v1/stats of the running service
 
 data: ## GET the first 10 rows of /api/v1/data from the running service
 	@curl -sS "$(API_URL)/api/v1/data?page=1&page_size=10"; echo
+
+bench-api: $(DEV_STAMP) ## the API bench: 1,000,000 rows, a real server, wrk (see docs/benchmarks.md)
+	$(BIN)/python bench/api.py
+	$(BIN)/python bench/api_ingest_cost.py

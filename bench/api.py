@@ -9,11 +9,14 @@ run are compared):
    (two sources, 2,000 coins, one observation per coin per source every 5 minutes, in time
    order as the ETL writes them), then VACUUM ANALYZE;
 2. starts the floor (`bench/floor_app.py`: FastAPI + uvicorn returning page 1's bytes from
-   memory) and `cryptoetl serve` twice: with the response cache (the default) and without it
-   (`API_CACHE_MB=0`), so both the served-from-cache and the computed-per-request paths show;
+   memory) and `cryptoetl serve` three times: as shipped (response cache on, an access log line
+   per request), without the cache (`API_CACHE_MB=0`: every page computed per request), and
+   with the cache but `LOG_LEVEL=WARNING` (no access log), to show what each costs;
 3. drives each with wrk (`apt-get install wrk`; an aiohttp client when wrk is absent) at
    `--connections` connections: `/data` page 1 (100 rows), a `coin_id` filter, a deep page by
    cursor (the cursor after row ~900,000), and the floor;
+   each scenario runs `--rounds` times, in turns with all the others, and the medians are
+   reported;
 4. prints requests/s, p50 and p99 latency, errors, and the ratios the issue sets as goals:
    page 1 / floor throughput (>= 0.5), deep cursor / page 1 p50 (<= 1.2), coin filter / page 1
    p50 (<= 1.5).
@@ -28,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -130,7 +134,9 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
     raise SystemExit(f"{url} not ready after {timeout} s")
 
 
-def start_serve(database_url: str, cache_mb: int, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_serve(
+    database_url: str, cache_mb: int, log: Path, log_level: str = "INFO"
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     env = {
         **os.environ,
@@ -140,6 +146,7 @@ def start_serve(database_url: str, cache_mb: int, log: Path) -> tuple[subprocess
         "LOG_FORMAT": "json",
         "ETL_RUN_ON_STARTUP": "false",
         "API_CACHE_MB": str(cache_mb),
+        "LOG_LEVEL": log_level,
     }
     cli = Path(sys.executable).parent / "cryptoetl"
     with log.open("wb") as out:
@@ -188,10 +195,11 @@ def _find(pattern: str, out: str) -> str:
     return match.group(1)
 
 
+def warm_wrk(url: str, connections: int) -> None:
+    subprocess.run(["wrk", "-t2", f"-c{connections}", "-d2s", url], check=True, capture_output=True)
+
+
 def run_wrk(name: str, url: str, duration: int, connections: int) -> Result:
-    subprocess.run(
-        ["wrk", "-t2", f"-c{connections}", "-d2s", url], check=True, capture_output=True
-    )  # warm-up
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{duration}s", "--latency", url],
         check=True,
@@ -238,8 +246,11 @@ async def _client_load(url: str, duration: float, connections: int) -> tuple[lis
     return latencies, errors
 
 
+def warm_client(url: str, connections: int) -> None:
+    asyncio.run(_client_load(url, 2, connections))
+
+
 def run_client(name: str, url: str, duration: int, connections: int) -> Result:
-    asyncio.run(_client_load(url, 2, connections))  # warm-up
     latencies, errors = asyncio.run(_client_load(url, duration, connections))
     latencies.sort()
     p50 = latencies[len(latencies) // 2]
@@ -280,44 +291,72 @@ def ratios(label: str, by: dict[str, Result], floor: Result) -> str:
     )
 
 
+def median_result(runs: list[Result]) -> Result:
+    return Result(
+        runs[0].name,
+        statistics.median(r.rps for r in runs),
+        statistics.median(r.p50_ms for r in runs),
+        statistics.median(r.p99_ms for r in runs),
+        sum(r.requests for r in runs),
+        sum(r.errors for r in runs),
+    )
+
+
+CONFIGURATIONS = (
+    ("cached", 32, "INFO"),
+    ("uncached", 0, "INFO"),
+    ("cached, no access log", 32, "WARNING"),
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
-    parser.add_argument("--duration", type=int, default=10, help="seconds per scenario")
+    parser.add_argument("--duration", type=int, default=5, help="seconds per scenario and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--connections", type=int, default=32)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    drive = run_wrk if shutil.which("wrk") else run_client
-    print(f"load generator: {'wrk' if drive is run_wrk else 'aiohttp client'}", file=sys.stderr)
+    wrk = shutil.which("wrk") is not None
+    drive, warm = (run_wrk, warm_wrk) if wrk else (run_client, warm_client)
+    print(f"load generator: {'wrk' if wrk else 'aiohttp client'}", file=sys.stderr)
 
     server = EmbeddedPostgres(WORK / "pg")
     processes: list[subprocess.Popen[Any]] = []
     try:
         url = asyncio.run(ensure_database(server.start(), BENCH_DB))
         asyncio.run(load(url, args.rows))
-        results: dict[str, list[Result]] = {}
-        floor_result: Result | None = None
-        for label, cache_mb in (("cached", 32), ("uncached", 0)):
-            serve, base = start_serve(url, cache_mb, WORK / f"serve-{label}.log")
+        # Every server runs at once (idle ones cost nothing) and the scenarios take turns,
+        # round after round, so a noisy neighbour hits all of them alike.
+        targets: dict[str, str] = {}
+        for label, cache_mb, log_level in CONFIGURATIONS:
+            log = WORK / f"serve-{label.replace(' ', '').replace(',', '-')}.log"
+            serve, base = start_serve(url, cache_mb, log, log_level)
             processes.append(serve)
-            urls = scenarios(base)
-            if floor_result is None:
-                floor, floor_base = start_floor(httpx.get(urls["page 1"]).content)
-                processes.append(floor)
-                floor_result = drive(
-                    "floor", f"{floor_base}/api/v1/data", args.duration, args.connections
-                )
-                stop(floor)
-            results[label] = [
-                drive(f"{name} ({label})", target, args.duration, args.connections)
-                for name, target in urls.items()
-            ]
-            stop(serve)
-        assert floor_result is not None
-        print(table([floor_result, *results["cached"], *results["uncached"]]))
+            for name, target in scenarios(base).items():
+                targets[f"{name} ({label})"] = target
+        floor, floor_base = start_floor(httpx.get(targets["page 1 (cached)"]).content)
+        processes.append(floor)
+        targets = {"floor": f"{floor_base}/api/v1/data", **targets}
+        for target in targets.values():
+            warm(target, args.connections)
+        runs: dict[str, list[Result]] = {name: [] for name in targets}
+        for _ in range(args.rounds):
+            for name, target in targets.items():
+                runs[name].append(drive(name, target, args.duration, args.connections))
+        results = {name: median_result(items) for name, items in runs.items()}
+        print(
+            f"medians of {args.rounds} rounds of {args.duration} s, {args.connections} "
+            f"connections, {args.rows:,} rows"
+        )
+        print(table(list(results.values())))
         print()
-        for label, items in results.items():
-            by = {r.name.split(" (")[0]: r for r in items}
+        floor_result = results["floor"]
+        for label, _, _ in CONFIGURATIONS:
+            by = {
+                name: results[f"{name} ({label})"]
+                for name in ("page 1", "coin filter", "deep cursor")
+            }
             print("- " + ratios(label, by, floor_result))
     finally:
         for process in processes:

@@ -8,13 +8,15 @@ from datetime import datetime
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 from tests.api_data import eventually, load_rows
 
-ITEM_FIELDS = {
+# the seed's item fields, then observed_at: the JSON keys and the CSV header, in this order
+ITEM_COLUMNS = [
     "id",
     "coin_id",
     "name",
@@ -25,7 +27,7 @@ ITEM_FIELDS = {
     "source",
     "ingested_at",
     "observed_at",
-}
+]
 PAGE_FIELDS = {"data", "total", "page", "page_size", "next_cursor", "request_id", "api_latency_ms"}
 ORDER = {
     "id": "id ASC",
@@ -84,7 +86,7 @@ async def test_a_page_is_the_seed_shape_with_database_values(
         "SELECT id, coin_id, name, symbol, price_usd, market_cap, volume_24h, source,"
         " ingested_at, observed_at FROM unified_crypto_data ORDER BY id LIMIT 7 OFFSET 7"
     )
-    assert all(set(item) == ITEM_FIELDS for item in body["data"])
+    assert all(list(item) == ITEM_COLUMNS for item in body["data"])
     assert [_api_item(item) for item in body["data"]] == [_db_item(row) for row in rows]
 
 
@@ -258,18 +260,7 @@ async def test_exports_stream_every_matching_row(api: httpx.AsyncClient, pool: P
     assert csv.headers["content-type"].startswith("text/csv")
     assert csv.headers["x-request-id"]
     lines = csv.text.splitlines()
-    assert lines[0].split(",") == [
-        "id",
-        "coin_id",
-        "name",
-        "symbol",
-        "price_usd",
-        "market_cap",
-        "volume_24h",
-        "source",
-        "ingested_at",
-        "observed_at",
-    ]
+    assert lines[0].split(",") == ITEM_COLUMNS
     cells = [line.split(",") for line in lines[1:]]
     assert [int(c[0]) for c in cells] == [r["id"] for r in rows]
     assert [c[5] for c in cells] == [
@@ -280,8 +271,6 @@ async def test_exports_stream_every_matching_row(api: httpx.AsyncClient, pool: P
     )
     assert ndjson.headers["content-type"].startswith("application/x-ndjson")
     page = (await api.get("/api/v1/data", params={"source": "csv", "page_size": 1000})).json()
-    import orjson
-
     assert [orjson.loads(line) for line in ndjson.text.splitlines()] == page["data"]
 
 
