@@ -5,9 +5,10 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+import httpx
 from starlette.types import Message
 
-from cryptoetl.api.streaming import CHUNK_ROWS, RowStream
+from cryptoetl.api.streaming import CHUNK_ROWS, EXPORT_SLOTS, RowStream
 from cryptoetl.db.data import stream_statement
 from cryptoetl.db.pool import Pool
 from cryptoetl.query import DataFilters, build_query
@@ -36,7 +37,8 @@ async def test_an_export_is_sent_one_chunk_at_a_time(pool: Pool) -> None:
     async def send(message: Message) -> None:
         messages.append(message)
 
-    await RowStream(pool, sql, args, "csv")({"type": "http"}, receive, send)
+    slots = asyncio.Semaphore(1)
+    await RowStream(pool, sql, args, "csv", slots)({"type": "http"}, receive, send)
     start, *bodies = messages
     assert start["status"] == 200
     assert (b"content-type", b"text/csv; charset=utf-8") in start["headers"]
@@ -48,3 +50,16 @@ async def test_an_export_is_sent_one_chunk_at_a_time(pool: Pool) -> None:
     assert all(len(m["body"].splitlines()) <= CHUNK_ROWS + 1 for m in bodies)
     times = [line.split(",")[-1] for line in lines[1:]]
     assert times == sorted(times, reverse=True)
+
+
+async def test_exports_beyond_the_slots_answer_503(client: httpx.AsyncClient) -> None:
+    """While every export slot is taken, another export is a 503 JSON with Retry-After."""
+    slots: asyncio.Semaphore = client.app.state.export_slots  # type: ignore[attr-defined]
+    for _ in range(EXPORT_SLOTS):
+        await slots.acquire()
+    busy = await client.get("/api/v1/data", params={"format": "csv"})
+    assert busy.status_code == 503
+    assert busy.headers["retry-after"] == "5"
+    assert busy.json()["detail"] == f"{EXPORT_SLOTS} exports are already running; retry shortly"
+    slots.release()
+    assert (await client.get("/api/v1/data", params={"format": "csv"})).status_code == 200

@@ -6,12 +6,14 @@ lifespan only opens the pool; without it, the lifespan prepares the database its
 
 `app.state` holds: `settings`, `pool`, `versions` (the data versions, kept current by
 LISTEN/NOTIFY; see `db/versions.py`), `metrics` (a `cryptoetl.metrics.Metrics`, which is also
-the `SourceEvents` to hand the pipeline), `caches` (the data route's), and `started_at` (when
-this instance started; the health check's grace period for sources that never ran).
+the `SourceEvents` to hand the pipeline), `caches` and `export_slots` (the data route's), and
+`started_at` (when this instance started; the health check's grace period for sources that
+never ran).
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
@@ -24,6 +26,7 @@ from cryptoetl.api.errors import install_error_handlers
 from cryptoetl.api.middleware import RequestIdMiddleware
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.routes import data, health, metrics, runs, stats
+from cryptoetl.api.streaming import EXPORT_SLOTS
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import open_pool, prepare_database
 from cryptoetl.db.versions import watch_versions
@@ -61,6 +64,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> FastAP
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.caches = DataCaches(settings.api_cache_mb * 1024 * 1024)
+    app.state.export_slots = asyncio.Semaphore(EXPORT_SLOTS)
     app.state.started_at = datetime.now(UTC)
     install_error_handlers(app)
     for module in (data, health, stats, runs, metrics):

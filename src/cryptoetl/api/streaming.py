@@ -20,6 +20,7 @@ from typing import Any
 
 import asyncpg
 import structlog
+from starlette.exceptions import HTTPException
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
@@ -29,6 +30,9 @@ from cryptoetl.db.pool import Pool
 log = structlog.get_logger(__name__)
 
 CHUNK_ROWS = 2000
+# Exports hold a pooled connection for as long as they run; beyond this many at once the
+# rest of the API (health included) would wait for connections, so another one gets a 503.
+EXPORT_SLOTS = 4
 MEDIA_TYPES = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
@@ -93,9 +97,12 @@ def render_ndjson(rows: Sequence[asyncpg.Record]) -> bytes:
 class RowStream(Response):
     """Streams the rows of `sql` as CSV (with a header line) or NDJSON."""
 
-    def __init__(self, pool: Pool, sql: str, args: Sequence[Any], fmt: str) -> None:
+    def __init__(
+        self, pool: Pool, sql: str, args: Sequence[Any], fmt: str, slots: asyncio.Semaphore
+    ) -> None:
         super().__init__(media_type=MEDIA_TYPES[fmt])
         self.pool = pool
+        self.slots = slots
         self.sql = sql
         self.args = args
         self.fmt = fmt
@@ -104,6 +111,16 @@ class RowStream(Response):
         return render_csv(rows, header=first) if self.fmt == "csv" else render_ndjson(rows)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.slots.locked():
+            raise HTTPException(
+                503,
+                f"{EXPORT_SLOTS} exports are already running; retry shortly",
+                headers={"Retry-After": "5"},
+            )
+        async with self.slots:
+            await self._stream(receive, send)
+
+    async def _stream(self, receive: Receive, send: Send) -> None:
         gone = asyncio.Event()
 
         async def watch_disconnect() -> None:

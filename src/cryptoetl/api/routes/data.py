@@ -190,4 +190,4 @@ async def get_data(request: Request) -> Response:
     if fmt == "json":
         return await _page(request, pool, caches, parsed)
     sql, args = stream_statement(parsed.query, as_json=fmt == "ndjson", limited=parsed.limited)
-    return RowStream(pool, sql, args, fmt)
+    return RowStream(pool, sql, args, fmt, request.app.state.export_slots)
