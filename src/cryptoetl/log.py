@@ -73,6 +73,29 @@ class SecretMasker:
         return event_dict
 
 
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """ProcessorFormatter with a short path for our own events.
+
+    An event logged through structlog has been through every processor already; all that is
+    left is rendering it. The base class first copies the whole LogRecord and then formats it
+    again as a stdlib message; here the event is rendered directly (the record is left as it
+    was, for any other handler). Records from stdlib loggers, and records with exception or
+    stack info, take the full path.
+    """
+
+    def __init__(self, renderer: Processor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.renderer = renderer
+
+    def format(self, record: logging.LogRecord) -> str:
+        logger = getattr(record, "_logger", None)
+        event = record.msg
+        if logger is None or not isinstance(event, dict) or record.exc_info or record.stack_info:
+            return super().format(record)
+        rendered = self.renderer(logger, getattr(record, "_name", "info"), event.copy())
+        return rendered if isinstance(rendered, str) else super().format(record)
+
+
 def _json_dumps(value: Any, **_: Any) -> str:
     return orjson.dumps(value, default=str).decode()
 
@@ -118,7 +141,8 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _Formatter(
+        renderer,
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
