@@ -87,6 +87,12 @@ class Settings(BaseSettings):
     etl_run_on_startup: bool = True
     scheduler_lease_seconds: int = Field(default=30, ge=3, le=3600)
     admin_token: SecretStr | None = None
+    api_cache_mb: int = Field(
+        default=32,
+        ge=0,
+        le=4096,
+        description="Memory for /data responses cached per data version; 0 disables the cache.",
+    )
 
     @field_validator("enabled_sources", mode="before")
     @classmethod

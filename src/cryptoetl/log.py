@@ -22,22 +22,39 @@ _URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.-]*://[^:/@\s]*:)[^@\s/]+@",
 _BEARER = re.compile(r"(?P<head>\bBearer\s+)[^\s\"',]+", re.I)
 
 
+_PLAIN = frozenset({int, float, bool, type(None)})
+
+
 class SecretMasker:
     """A processor that masks secret values, passwords in URLs and bearer tokens."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         # Longest first, so a secret containing another is masked whole; ignore tiny values.
         self.secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        self._secret_keys: dict[str, bool] = {}
 
     def mask_text(self, text: str) -> str:
         for secret in self.secrets:
             if secret in text:
                 text = text.replace(secret, MASK)
-        text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", text)
-        return _BEARER.sub(lambda m: f"{m.group('head')}{MASK}", text)
+        # The patterns need "://" and "@", or the word bearer: skip them (one line per HTTP
+        # request goes through here) when the text cannot match.
+        if "@" in text and "://" in text:
+            text = _URL_PASSWORD.sub(lambda m: f"{m.group('head')}{MASK}@", text)
+        if len(text) > 7 and "bearer" in text.lower():
+            text = _BEARER.sub(lambda m: f"{m.group('head')}{MASK}", text)
+        return text
+
+    def _is_secret_key(self, key: str) -> bool:
+        known = self._secret_keys.get(key)
+        if known is None:
+            known = _SECRET_KEYS.search(key) is not None
+            if len(self._secret_keys) < 4096:
+                self._secret_keys[key] = known
+        return known
 
     def mask_value(self, key: str | None, value: Any) -> Any:
-        if key is not None and _SECRET_KEYS.search(key) and value not in (None, ""):
+        if key is not None and self._is_secret_key(key) and value not in (None, ""):
             return MASK
         if isinstance(value, str):
             return self.mask_text(value)
@@ -48,9 +65,35 @@ class SecretMasker:
         return value
 
     def __call__(self, _: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
-        for key, value in list(event_dict.items()):
+        for key, value in event_dict.items():
+            # numbers, booleans and None under an ordinary key cannot leak anything
+            if type(value) in _PLAIN and not self._is_secret_key(key):
+                continue
             event_dict[key] = self.mask_value(key, value)
         return event_dict
+
+
+class _Formatter(structlog.stdlib.ProcessorFormatter):
+    """ProcessorFormatter with a short path for our own events.
+
+    An event logged through structlog has been through every processor already; all that is
+    left is rendering it. The base class first copies the whole LogRecord and then formats it
+    again as a stdlib message; here the event is rendered directly (the record is left as it
+    was, for any other handler). Records from stdlib loggers, and records with exception or
+    stack info, take the full path.
+    """
+
+    def __init__(self, renderer: Processor, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.renderer = renderer
+
+    def format(self, record: logging.LogRecord) -> str:
+        logger = getattr(record, "_logger", None)
+        event = record.msg
+        if logger is None or not isinstance(event, dict) or record.exc_info or record.stack_info:
+            return super().format(record)
+        rendered = self.renderer(logger, getattr(record, "_name", "info"), event.copy())
+        return rendered if isinstance(rendered, str) else super().format(record)
 
 
 def _json_dumps(value: Any, **_: Any) -> str:
@@ -98,7 +141,8 @@ def configure_logging(
         wrapper_class=structlog.stdlib.BoundLogger,
         cache_logger_on_first_use=False,
     )
-    formatter = structlog.stdlib.ProcessorFormatter(
+    formatter = _Formatter(
+        renderer,
         foreign_pre_chain=shared,
         processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
     )
@@ -109,6 +153,12 @@ def configure_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    # Our lines never show the caller's file, thread or process: skip collecting them (the
+    # optimizations the logging docs list; the caller lookup walks the stack on every record).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "apscheduler", "aiohttp"):
         logger = logging.getLogger(name)
         logger.handlers.clear()

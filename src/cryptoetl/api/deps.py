@@ -11,12 +11,12 @@ from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 
 
-def _pool(request: Request) -> Pool:
+async def _pool(request: Request) -> Pool:
     pool: Pool = request.app.state.pool
     return pool
 
 
-def _settings(request: Request) -> Settings:
+async def _settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

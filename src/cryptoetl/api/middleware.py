@@ -1,7 +1,11 @@
-"""Request ids and access logging, as a plain ASGI middleware (cheap on the hot path).
+"""Request ids, access logging and request metrics, as a plain ASGI middleware (cheap on the
+hot path).
 
 Every response carries `X-Request-ID`: the client's own when it sent a sane one, a new UUID
-otherwise. The id is bound to every log line written while the request is handled.
+otherwise. The id is bound to every log line written while the request is handled. The start
+time is left in `request.state.started` (for `api_latency_ms`), and each request is counted
+by its route template (`/api/v1/runs/{run_id}`, not the concrete path; `unmatched` for paths
+no route knows) and status.
 """
 
 from __future__ import annotations
@@ -13,7 +17,10 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cryptoetl.metrics import Metrics
+
 HEADER = "x-request-id"
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 
 access_log = structlog.get_logger("cryptoetl.access")
@@ -24,8 +31,12 @@ def new_request_id() -> str:
 
 
 class RequestIdMiddleware:
-    def __init__(self, app: ASGIApp) -> None:
+    def __init__(self, app: ASGIApp, metrics: Metrics | None = None) -> None:
         self.app = app
+        self.metrics = metrics
+        # A concrete logger, bound once (the stack is built after logging is configured):
+        # the module-level proxy would build one per request.
+        self.access_log = access_log.bind()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -39,8 +50,10 @@ class RequestIdMiddleware:
                     request_id = candidate
                 break
         request_id = request_id or new_request_id()
-        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        state["started"] = started
         status = 500
 
         async def send_with_id(message: Message) -> None:
@@ -52,14 +65,22 @@ class RequestIdMiddleware:
                 message["headers"] = headers
             await send(message)
 
-        with structlog.contextvars.bound_contextvars(request_id=request_id):
-            try:
-                await self.app(scope, receive, send_with_id)
-            finally:
-                access_log.info(
-                    "request",
-                    method=scope.get("method"),
-                    path=scope.get("path"),
-                    status=status,
-                    duration_ms=round((time.perf_counter() - started) * 1000, 2),
-                )
+        tokens = structlog.contextvars.bind_contextvars(request_id=request_id)
+        try:
+            await self.app(scope, receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            method = scope.get("method", "")
+            if self.metrics is not None:
+                # unknown methods are one label: clients choose them, and labels are forever
+                known = method if method in _METHODS else "OTHER"
+                route = getattr(scope.get("route"), "path", None) or "unmatched"
+                self.metrics.observe_request(known, route, status, elapsed)
+            self.access_log.info(
+                "request",
+                method=method,
+                path=scope.get("path"),
+                status=status,
+                duration_ms=round(elapsed * 1000, 2),
+            )
+            structlog.contextvars.reset_contextvars(**tokens)

@@ -22,9 +22,63 @@ class HealthResponse(BaseModel):
         description="The most recently started run of any source; null before the first run."
     )
     timestamp: datetime = Field(description="The server's time (UTC).")
+    reason: str | None = Field(
+        default=None,
+        description="Why the status is not `healthy`: each problem source and what is wrong.",
+        examples=["coingecko: last run failed at 2025-12-27T10:30:04+00:00: HTTP 429"],
+    )
 
 
 class ErrorResponse(BaseModel):
     error: str = Field(examples=["invalid_parameters"])
     detail: object = Field(description="A message, or a list of what was wrong.")
     request_id: str
+
+
+class DataItem(BaseModel):
+    """One observation: the seed's item fields plus `observed_at`."""
+
+    id: int = Field(examples=[1])
+    coin_id: str = Field(examples=["btc-bitcoin"])
+    name: str | None = Field(examples=["Bitcoin"])
+    symbol: str | None = Field(examples=["BTC"])
+    price_usd: float = Field(examples=[45000.0])
+    market_cap: float | None = Field(examples=[850000000000.0])
+    volume_24h: float | None = Field(examples=[25000000000.0])
+    source: str = Field(examples=["coinpaprika"])
+    ingested_at: datetime = Field(
+        description="When cryptoetl stored this row (UTC).", examples=["2025-12-27T10:30:05+00:00"]
+    )
+    observed_at: datetime = Field(
+        description="The source's own time of the observation (UTC); the history is keyed by it.",
+        examples=["2025-12-27T10:30:00+00:00"],
+    )
+
+
+class DataPage(BaseModel):
+    """A page of `/api/v1/data`: the seed's fields plus `next_cursor`."""
+
+    data: list[DataItem]
+    total: int = Field(description="Exact number of rows matching the filters.", examples=[1234])
+    page: int = Field(description="The page number of this response (1-based).", examples=[1])
+    page_size: int = Field(examples=[100])
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` to get the next page (fast at any depth); null at the end.",
+        examples=["WzEsImlkIixudWxsLDEwMCwyLCIwMTIzNDU2Nzg5YWIiXQ"],
+    )
+    request_id: str = Field(examples=["550e8400-e29b-41d4-a716-446655440000"])
+    api_latency_ms: float = Field(examples=[3.21])
+
+
+INVALID: dict[int | str, dict[str, object]] = {
+    422: {"model": ErrorResponse, "description": "A parameter is invalid (named in `detail`)."}
+}
+NOT_FOUND: dict[int | str, dict[str, object]] = {
+    404: {"model": ErrorResponse, "description": "No such resource."}
+}
+UNAVAILABLE: dict[int | str, dict[str, object]] = {
+    503: {
+        "model": ErrorResponse,
+        "description": "The database is unavailable; retry after `Retry-After` seconds.",
+    }
+}

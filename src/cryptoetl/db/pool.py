@@ -147,6 +147,16 @@ async def _init_connection(conn: RawConnection) -> None:
     await conn.set_type_codec("json", encoder=dumps, decoder=orjson.loads, schema="pg_catalog")
 
 
+async def _reset_connection(conn: RawConnection) -> None:
+    """What a connection needs on its way back to the pool: only an unfinished transaction
+    rolled back. asyncpg's default also sends `RESET ALL; CLOSE ALL; UNLISTEN *; ...`, one more
+    round trip per checkout; cryptoetl never changes session state on a pooled connection
+    (per-connection settings are made once in `init`, per-transaction ones with SET LOCAL,
+    cursors live inside transactions), so it would reset nothing."""
+    if conn.is_in_transaction():
+        await conn.execute("ROLLBACK")
+
+
 @asynccontextmanager
 async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncIterator[Pool]:
     """The process's asyncpg pool, with codecs and UTC set on every connection."""
@@ -156,6 +166,7 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
             min_size=min_size,
             max_size=max_size,
             init=_init_connection,
+            reset=_reset_connection,
             timeout=CONNECT_TIMEOUT,
             server_settings={"timezone": "UTC", "application_name": "cryptoetl"},
         )

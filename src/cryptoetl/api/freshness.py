@@ -1,0 +1,65 @@
+"""When is an enabled source a problem? Pure rules, used by the health check.
+
+A source degrades the service when:
+- its last finished run `failed` (or was `partial`: some of it failed), or
+- the last run that loaded its data (success or partial) finished more than
+  `STALE_INTERVALS` ETL intervals ago, or
+- it has never loaded data and this instance has been up for more than `STALE_INTERVALS`
+  intervals (a fresh start, whose first run is still on its way, is not a problem yet).
+
+A run in progress changes nothing: the verdict stands on what has finished.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+STALE_INTERVALS = 3
+
+
+class Row(Protocol):
+    """A database row or a plain dict: anything indexed by column name."""
+
+    def __getitem__(self, key: str, /) -> Any: ...
+
+
+def _ago(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    if seconds < 120:
+        return f"{seconds} s"
+    if seconds < 7200:
+        return f"{seconds // 60} min"
+    return f"{seconds // 3600} h"
+
+
+def source_problems(
+    overview: Iterable[Row],
+    *,
+    interval_seconds: int,
+    now: datetime,
+    started_at: datetime,
+) -> list[str]:
+    """One line per problem, naming the source; empty when every source is fine."""
+    limit = timedelta(seconds=interval_seconds * STALE_INTERVALS)
+    problems = []
+    for row in overview:
+        source = row["source"]
+        if row["done_status"] in ("failed", "partial"):
+            error = f": {row['done_error']}" if row["done_error"] else ""
+            problems.append(
+                f"{source}: last run {row['done_status']} at {row['done_at'].isoformat()}{error}"
+            )
+            continue
+        loaded = row["last_loaded_at"]
+        if loaded is None:
+            if now - started_at > limit:
+                up = _ago(now - started_at)
+                problems.append(f"{source}: no data loaded yet ({up} since start)")
+        elif now - loaded > limit:
+            problems.append(
+                f"{source}: data is stale: last loaded {_ago(now - loaded)} ago "
+                f"(more than {STALE_INTERVALS} ETL intervals of {interval_seconds} s)"
+            )
+    return problems

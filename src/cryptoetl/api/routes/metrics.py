@@ -1,0 +1,57 @@
+"""GET /metrics: Prometheus text format, with the ETL view read from the database now."""
+
+from __future__ import annotations
+
+import structlog
+from fastapi import APIRouter, Request
+from starlette.responses import Response
+
+from cryptoetl.api.deps import PoolDep
+from cryptoetl.api.errors import DATABASE_DOWN
+from cryptoetl.db import run_history as run_queries
+from cryptoetl.metrics import RECORD_OUTCOMES, DatabaseSnapshot, Metrics, RunTotals
+
+router = APIRouter(tags=["metrics"])
+log = structlog.get_logger(__name__)
+
+SCRAPE_TIMEOUT = 5.0
+
+
+async def _snapshot(pool: PoolDep) -> DatabaseSnapshot | None:
+    try:
+        async with pool.acquire(timeout=SCRAPE_TIMEOUT) as conn:
+            totals = await run_queries.run_totals(conn)
+            rows = await run_queries.row_counts(conn)
+    except DATABASE_DOWN as exc:
+        log.warning("metrics_without_database", error=str(exc) or type(exc).__name__)
+        return None
+    runs = [
+        RunTotals(
+            source=row["source"],
+            status=row["status"],
+            runs=row["runs"],
+            records={outcome: int(row[outcome] or 0) for outcome in RECORD_OUTCOMES},
+            last_finished_at=row["last_finished_at"],
+        )
+        for row in totals
+    ]
+    return DatabaseSnapshot(runs=runs, rows=rows)
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    description=(
+        "Request counts and latency by route and status; ETL runs and records by source and "
+        "outcome, last success time and rows per source (read from the database at scrape "
+        "time, so every replica reports the same); upstream requests, rate-limit waits and "
+        "retries per source. `cryptoetl_database_up` is 0 when the database did not answer."
+    ),
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
+)
+async def metrics(request: Request, pool: PoolDep) -> Response:
+    registry: Metrics = request.app.state.metrics
+    snapshot = await _snapshot(pool)
+    body, content_type = registry.render(snapshot, request.headers.get("accept", ""))
+    return Response(body, media_type=content_type)

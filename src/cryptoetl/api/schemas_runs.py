@@ -1,0 +1,104 @@
+"""Response models of the ETL-state routes: stats (the seed's shape plus extras) and runs."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from pydantic import BaseModel, Field
+
+
+class SourceStats(BaseModel):
+    """One source: its last run's numbers, and when it last succeeded and last failed."""
+
+    source: str = Field(examples=["coinpaprika"])
+    records_processed: int = Field(
+        description="Records the last run fetched (so far, while it runs).", examples=[2000]
+    )
+    duration_seconds: float | None = Field(
+        description="How long the last run took (so far, while it runs); null before any run.",
+        examples=[5.23],
+    )
+    last_success_timestamp: datetime | None = Field(
+        description="When the last successful run finished (UTC).",
+        examples=["2025-12-27T10:30:05+00:00"],
+    )
+    last_failure_timestamp: datetime | None = Field(
+        description="When the last failed or partial run finished (UTC).", examples=[None]
+    )
+    status: str = Field(
+        description="The last run's status: running, success, partial, failed, or never_run.",
+        examples=["success"],
+    )
+    enabled: bool = Field(description="Whether ENABLED_SOURCES includes this source.")
+    total_records: int = Field(description="Rows of this source in the unified table.")
+    last_run_id: int | None = None
+    last_run_started_at: datetime | None = None
+    last_run_finished_at: datetime | None = None
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    rejected: int = 0
+    error: str | None = Field(default=None, description="The last run's error, if it had one.")
+
+
+class StatsResponse(BaseModel):
+    sources: list[SourceStats]
+    total_records: int = Field(
+        description="Rows in the unified table, all sources (exact).", examples=[30]
+    )
+    request_id: str
+    api_latency_ms: float
+
+
+class Run(BaseModel):
+    """One source's part of one ETL run."""
+
+    id: int = Field(examples=[42])
+    source: str = Field(examples=["coingecko"])
+    trigger: str = Field(description="startup, schedule, manual or cli.", examples=["schedule"])
+    status: str = Field(description="running, success, partial or failed.", examples=["success"])
+    started_at: datetime
+    finished_at: datetime | None
+    heartbeat_at: datetime
+    owner: str = Field(description="host:pid:token of the process that ran it.")
+    duration_seconds: float | None = Field(description="Finished minus started; so far if running.")
+    fetched: int
+    inserted: int
+    updated: int
+    unchanged: int
+    rejected: int
+    batches: int
+    error: str | None
+
+
+class RunsPage(BaseModel):
+    runs: list[Run]
+    total: int = Field(description="Exact number of runs matching the filters.")
+    page: int
+    page_size: int
+    request_id: str
+    api_latency_ms: float
+
+
+class RejectedRecord(BaseModel):
+    id: int
+    locator: str = Field(description="Where it came from: file:line, or coin@timestamp.")
+    file: str | None
+    line_no: int | None
+    reason: str = Field(examples=["price_usd: not a number ('n/a')"])
+    raw: str = Field(description="The record as the source sent it.")
+    seen_count: int = Field(description="How many runs have met this same record.")
+    first_run_id: int
+    first_seen_at: datetime
+    last_seen_at: datetime
+
+
+class RejectedSummary(BaseModel):
+    count: int = Field(description="Rejected records whose latest sighting is this run.")
+    sample: list[RejectedRecord] = Field(description="The first of them, by id.")
+
+
+class RunDetail(Run):
+    rejected_records: RejectedSummary
+    request_id: str
+    api_latency_ms: float

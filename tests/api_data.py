@@ -1,0 +1,103 @@
+"""Data for the API tests, written with plain SQL as the pipeline writes it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeVar
+
+from cryptoetl.db.pool import Connection, Pool
+
+T = TypeVar("T")
+
+START = datetime(2025, 1, 1, tzinfo=UTC)
+
+
+async def load_rows(
+    pool: Pool | Connection,
+    *,
+    coins: int = 5,
+    steps: int = 10,
+    sources: Sequence[str] = ("coingecko", "csv"),
+    start: datetime = START,
+) -> int:
+    """`coins` x `steps` x `sources` observations, one hour apart, in time order. Every 7th
+    (coin + step) has no market cap; symbols are mixed case; prices repeat across coins."""
+    await pool.execute(
+        """
+        INSERT INTO unified_crypto_data (coin_id, name, symbol, price_usd, market_cap,
+            volume_24h, source, observed_at, run_id)
+        SELECT 'coin-' || c, 'Coin ' || c, CASE WHEN c % 2 = 0 THEN 'c' ELSE 'C' END || c,
+               (step % 3) * 10 + 0.5,
+               CASE WHEN (c + step) % 7 = 0 THEN NULL ELSE c * 1000 + step END,
+               c * 10 + step * 0.25,
+               s.source, $1::timestamptz + step * interval '1 hour', 0
+        FROM generate_series(0, $2::int - 1) AS step
+        CROSS JOIN unnest($3::text[]) AS s(source)
+        CROSS JOIN generate_series(1, $4::int) AS c
+        ORDER BY step, s.source, c
+        """,
+        start,
+        steps,
+        list(sources),
+        coins,
+    )
+    return coins * steps * len(sources)
+
+
+async def add_run(
+    pool: Pool | Connection,
+    source: str,
+    status: str,
+    *,
+    started: datetime,
+    finished: datetime | None = None,
+    trigger: str = "schedule",
+    fetched: int = 0,
+    inserted: int = 0,
+    rejected: int = 0,
+    error: str | None = None,
+) -> int:
+    """One etl_runs row as the pipeline writes it; its id."""
+    run_id: int = await pool.fetchval(
+        """
+        INSERT INTO etl_runs (source, trigger, status, started_at, finished_at, heartbeat_at,
+            owner, fetched, inserted, rejected, batches, error)
+        VALUES ($1, $2, $3, $4::timestamptz, $5::timestamptz, coalesce($5::timestamptz, $4),
+                'test:1:x', $6, $7, $8, 1, $9)
+        RETURNING id
+        """,
+        source,
+        trigger,
+        status,
+        started,
+        finished,
+        fetched,
+        inserted,
+        rejected,
+        error,
+    )
+    return run_id
+
+
+def ago(**delta: float) -> datetime:
+    return datetime.now(UTC) - timedelta(**delta)
+
+
+async def eventually(
+    probe: Callable[[], Awaitable[T]], accept: Callable[[T], bool], within: float = 5
+) -> T:
+    """Call `probe` until `accept` takes its result (changes reach the API asynchronously)."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await probe()
+        if accept(value) or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(0.02)
+
+
+def rows_as_items(rows: Sequence[Any]) -> list[dict[str, Any]]:
+    """Database rows in the API's item shape (times as datetimes for comparison)."""
+    return [dict(row) for row in rows]
