@@ -6,9 +6,9 @@ lifespan only opens the pool; without it, the lifespan prepares the database its
 
 `app.state` holds: `settings`, `pool`, `versions` (the data versions, kept current by
 LISTEN/NOTIFY; see `db/versions.py`), `metrics` (a `cryptoetl.metrics.Metrics`, which is also
-the `SourceEvents` to hand the pipeline), `caches` and `export_slots` (the data route's), and
+the `SourceEvents` to hand the pipeline), `caches` and `export_slots` (the data route's),
 `started_at` (when this instance started; the health check's grace period for sources that
-never ran).
+never ran), and `pages` (the HTML pages' renderer, `cryptoetl.web`).
 """
 
 from __future__ import annotations
@@ -25,20 +25,24 @@ from cryptoetl.api.cache import DataCaches
 from cryptoetl.api.errors import install_error_handlers
 from cryptoetl.api.middleware import RequestIdMiddleware
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.routes import data, health, metrics, runs, stats
+from cryptoetl.api.routes import data, health, metrics, rejected, runs, stats
 from cryptoetl.api.streaming import EXPORT_SLOTS
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import open_pool, prepare_database
 from cryptoetl.db.versions import watch_versions
 from cryptoetl.metrics import Metrics
+from cryptoetl.web import dashboard
+from cryptoetl.web import rejected as rejected_page
+from cryptoetl.web.render import Pages
 
 DESCRIPTION = """
 A PostgreSQL history of cryptocurrency prices, market caps and volumes from CoinPaprika,
 CoinGecko and CSV files. Every response carries `X-Request-ID`; errors are JSON with the
 request id; a database outage answers 503 with `Retry-After`.
 
-Data: `GET /api/v1/data`. ETL state: `/api/v1/health`, `/api/v1/stats`, `/api/v1/runs`.
-Prometheus metrics: `GET /metrics`.
+Data: `GET /api/v1/data`. ETL state: `/api/v1/health`, `/api/v1/stats`, `/api/v1/runs`,
+`/api/v1/rejected`. Prometheus metrics: `GET /metrics`. For people: the status page at `/` and
+the rejected records at `/rejected`.
 """
 
 
@@ -66,8 +70,11 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> FastAP
     app.state.caches = DataCaches(settings.api_cache_mb * 1024 * 1024)
     app.state.export_slots = asyncio.Semaphore(EXPORT_SLOTS)
     app.state.started_at = datetime.now(UTC)
+    app.state.pages = Pages()
     install_error_handlers(app)
-    for module in (data, health, stats, runs, metrics):
+    for module in (data, health, stats, runs, rejected, metrics):
         app.include_router(module.router)
+    for page in (dashboard, rejected_page):
+        app.include_router(page.router)
     app.add_middleware(RequestIdMiddleware, metrics=app.state.metrics)
     return app

@@ -21,8 +21,17 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from cryptoetl.config import KNOWN_SOURCES
+from cryptoetl.db.rejected import RejectedKey
 from cryptoetl.models import RunStatus
-from cryptoetl.query import DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE, SORTS, QueryError, as_utc
+from cryptoetl.query import (
+    DEFAULT_PAGE_SIZE,
+    MAX_ID,
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    SORTS,
+    QueryError,
+    as_utc,
+)
 
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
@@ -81,6 +90,35 @@ RunStatusParam = Annotated[
     _one_of(RUN_STATUSES),
     _enum(RUN_STATUSES),
     Query(description="Only runs with this status."),
+]
+
+RunIdParam = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="Only records last met by this run.")
+]
+
+
+def rejected_cursor(key: RejectedKey) -> str:
+    """The `cursor` that continues the rejected-records listing after `key`."""
+    return f"{key.run_id}.{key.id}"
+
+
+def parse_rejected_cursor(value: str | None) -> RejectedKey | None:
+    """The position a `RejectedCursorParam` names, or the 422 naming `cursor`."""
+    if value is None:
+        return None
+    run_id, _, record_id = value.partition(".")
+    key = RejectedKey(int(run_id), int(record_id))
+    if not (1 <= key.run_id <= MAX_ID and 1 <= key.id <= MAX_ID):
+        raise invalid(QueryError("cursor", "not a cursor this API issued; use next_cursor"))
+    return key
+
+
+RejectedCursorParam = Annotated[
+    str | None,
+    Query(
+        pattern=r"^[0-9]{1,19}\.[0-9]{1,19}$",
+        description="`next_cursor` of the previous page (repeat the same filters with it).",
+    ),
 ]
 
 

@@ -1,0 +1,155 @@
+"""Axis scales and their ticks for the SVG charts: prices (linear or log) and UTC times. Pure."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+# Prices spanning more than this ratio are drawn on a log scale (a decade of Bitcoin).
+LOG_RATIO = 20.0
+
+
+@dataclass(frozen=True, slots=True)
+class Scale:
+    """A value axis: its domain, its ticks with their labels, and whether it is logarithmic."""
+
+    low: float
+    high: float
+    ticks: tuple[tuple[float, str], ...]
+    log: bool = False
+
+    def fraction(self, value: float) -> float:
+        """Where `value` sits on the axis: 0 at `low`, 1 at `high`."""
+        if self.log:
+            low, high, value = math.log10(self.low), math.log10(self.high), math.log10(value)
+        else:
+            low, high = self.low, self.high
+        return (value - low) / (high - low)
+
+
+def _steps(span: float, max_ticks: int) -> list[float]:
+    """Candidate steps, smallest first, from the first that could give `max_ticks` ticks."""
+    raw = span / max(max_ticks - 1, 1)
+    magnitude = 10 ** math.floor(math.log10(raw))
+    steps = [m * magnitude * scale for scale in (1, 10) for m in (1, 2, 2.5, 5)]
+    return [step for step in steps if step >= raw * (1 - 1e-9)]
+
+
+def _decimals(step: float) -> int:
+    decimals = max(0, -math.floor(math.log10(step) + 1e-9))
+    if not math.isclose(round(step, decimals), step, rel_tol=1e-9):
+        decimals += 1  # 2.5, 0.25...
+    return decimals
+
+
+def price_label(value: float, decimals: int) -> str:
+    return f"${value:,.{decimals}f}"
+
+
+def linear_scale(low: float, high: float, max_ticks: int = 6) -> Scale:
+    """Nice round bounds around [low, high] and ticks 1, 2, 2.5 or 5 times a power of ten."""
+    if not high > low:
+        pad = abs(low) * 0.05 or 1.0
+        low, high = low - pad, high + pad
+    for step in _steps(high - low, max_ticks):
+        first, last = math.floor(low / step + 1e-9), math.ceil(high / step - 1e-9)
+        if last - first + 1 <= max_ticks:
+            break
+    decimals = _decimals(step)
+    ticks = tuple(
+        (round(i * step, decimals + 2), price_label(i * step, decimals))
+        for i in range(first, last + 1)
+    )
+    return Scale(first * step, last * step, ticks)
+
+
+def log_scale(low: float, high: float, max_ticks: int = 6) -> Scale:
+    """Whole decades around [low, high] (both > 0), ticks at powers of ten, and at 2x and 5x
+    when there are few decades."""
+    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
+    if last == first:
+        last += 1
+    multiples = (1, 2, 5) if (last - first) * 3 <= max_ticks + 1 else (1,)
+    stride = max(1, math.ceil((last - first + 1) / max_ticks)) if multiples == (1,) else 1
+    ticks = []
+    for exponent in range(first, last + 1):
+        if (exponent - first) % stride:
+            continue
+        for multiple in multiples:
+            value = multiple * 10.0**exponent
+            if value <= 10.0**last * (1 + 1e-9):
+                ticks.append((value, price_label(value, max(0, -exponent))))
+    return Scale(10.0**first, 10.0**last, tuple(ticks), log=True)
+
+
+def price_scale(low: float, high: float, max_ticks: int = 6) -> Scale:
+    """Log when the prices span more than `LOG_RATIO` (and are all positive), else linear."""
+    if low > 0 and high / low > LOG_RATIO:
+        return log_scale(low, high, max_ticks)
+    return linear_scale(low, high, max_ticks)
+
+
+@dataclass(frozen=True, slots=True)
+class TimeStep:
+    seconds: int = 0  # a fixed step (minutes to weeks)...
+    months: int = 0  # ...or a calendar step
+
+
+_STEPS = (
+    *(TimeStep(seconds=s) for s in (1, 2, 5, 10, 15, 30)),
+    *(TimeStep(seconds=m * 60) for m in (1, 2, 5, 10, 15, 30)),
+    *(TimeStep(seconds=h * 3600) for h in (1, 2, 3, 6, 12)),
+    *(TimeStep(seconds=d * 86400) for d in (1, 2, 7, 14)),
+    *(TimeStep(months=m) for m in (1, 2, 3, 6)),
+    *(TimeStep(months=12 * y) for y in (1, 2, 5, 10, 20, 50)),
+)
+
+
+def _month_ticks(start: datetime, end: datetime, months: int) -> list[datetime]:
+    index = start.year * 12 + start.month - 1
+    index += (-index) % months
+    ticks: list[datetime] = []
+    while True:
+        tick = datetime(index // 12, index % 12 + 1, 1, tzinfo=UTC)
+        if tick < start:
+            index += months
+            continue
+        if tick > end:
+            return ticks
+        ticks.append(tick)
+        index += months
+
+
+def _fixed_ticks(start: datetime, end: datetime, seconds: int) -> list[datetime]:
+    epoch = datetime(1970, 1, 5, tzinfo=UTC)  # a Monday at midnight: weeks start on Mondays
+    first = math.ceil((start - epoch).total_seconds() / seconds)
+    last = math.floor((end - epoch).total_seconds() / seconds)
+    return [epoch + timedelta(seconds=i * seconds) for i in range(first, last + 1)]
+
+
+def time_ticks(start: datetime, end: datetime, max_ticks: int) -> list[tuple[datetime, str]]:
+    """Ticks on calendar boundaries (UTC) between `start` and `end`, at most `max_ticks` of
+    them, each with its label (`14:00:30`, `14:00`, `9 Feb`, `Feb 2025`, `2025`; a tick at
+    midnight on an axis of hours shows the day)."""
+    start, end = start.astimezone(UTC), end.astimezone(UTC)
+    for step in _STEPS:
+        if step.months:
+            ticks = _month_ticks(start, end, step.months)
+        else:
+            if (end - start).total_seconds() / step.seconds > max_ticks + 1:
+                continue
+            ticks = _fixed_ticks(start, end, step.seconds)
+        if len(ticks) <= max_ticks:
+            return [(tick, _label(tick, step)) for tick in ticks]
+    return []  # pragma: no cover - fifty-year steps always fit
+
+
+def _label(tick: datetime, step: TimeStep) -> str:
+    if step.months >= 12:
+        return str(tick.year)
+    if step.months:
+        return f"{tick:%b} {tick.year}"
+    if step.seconds >= 86400 or (tick.hour, tick.minute, tick.second) == (0, 0, 0):
+        return f"{tick.day} {tick:%b}"
+    return f"{tick:%H:%M:%S}" if step.seconds < 60 else f"{tick:%H:%M}"
