@@ -161,6 +161,7 @@ async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> H
         "total_records": sum(card.stats.total_records for card in cards),
         "runs_total": runs_total,
         "rejected_total": rejected_total,
+        "rejected_cap": rejected_queries.COUNT_CAP,
         "recent_runs": runs[:RUNS_IN_TABLE],
         "durations": durations,
         "longest_run": max((d for d in durations.values() if d is not None), default=None),

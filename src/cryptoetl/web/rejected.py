@@ -111,6 +111,7 @@ async def rejected_page(
         "title": "Rejected records",
         "groups": group_by_run(listing.rows, runs),
         "total": total,
+        "cap": rejected_queries.COUNT_CAP,
         "source": source,
         "run_id": run_id_value,
         "sources": KNOWN_SOURCES,

@@ -60,6 +60,13 @@ class Pages:
             span=fmt.span,
             every=fmt.every,
             basename=fmt.basename,
+            iso=lambda moment: moment.isoformat(),
+        )
+
+    def when(self, moment: datetime, now: datetime) -> Markup:
+        """`<time>` with the UTC time, machine-readable, then how long ago."""
+        return Markup('<time datetime="{}">{}</time> <span class="muted">({})</span>').format(
+            moment.isoformat(), fmt.utc(moment), fmt.ago(moment, now)
         )
 
     def render(
@@ -78,7 +85,8 @@ class Pages:
             "request_id": request_id_of(request),
             "path": request.url.path,
             "now": now,
-            "ago": lambda when: fmt.ago(when, now),
+            "ago": lambda moment: fmt.ago(moment, now),
+            "when": lambda moment: self.when(moment, now),
             **context,
         }
         values["elapsed_ms"] = latency_ms(request)

@@ -64,23 +64,44 @@ def linear_scale(low: float, high: float, max_ticks: int = 6) -> Scale:
     return Scale(first * step, last * step, ticks)
 
 
+def _round_down(value: float) -> float:
+    """The largest 1, 2 or 5 times a power of ten at or below `value` (> 0)."""
+    exponent = math.floor(math.log10(value))
+    for multiple in (5, 2, 1):
+        if multiple * 10.0**exponent <= value * (1 + 1e-9):
+            return multiple * 10.0**exponent
+    return 10.0 ** (exponent - 1) * 5  # pragma: no cover - 1 x 10^e is always at or below
+
+
+def _round_up(value: float) -> float:
+    """The smallest 1, 2 or 5 times a power of ten at or above `value` (> 0)."""
+    exponent = math.floor(math.log10(value))
+    for multiple in (1, 2, 5, 10):
+        if multiple * 10.0**exponent >= value * (1 - 1e-9):
+            return multiple * 10.0**exponent
+    return 10.0 ** (exponent + 1)  # pragma: no cover - 10 x 10^e is always at or above
+
+
 def log_scale(low: float, high: float, max_ticks: int = 6) -> Scale:
-    """Whole decades around [low, high] (both > 0), ticks at powers of ten, and at 2x and 5x
-    when there are few decades."""
-    first, last = math.floor(math.log10(low)), math.ceil(math.log10(high))
-    if last == first:
-        last += 1
-    multiples = (1, 2, 5) if (last - first) * 3 <= max_ticks + 1 else (1,)
-    stride = max(1, math.ceil((last - first + 1) / max_ticks)) if multiples == (1,) else 1
-    ticks = []
-    for exponent in range(first, last + 1):
-        if (exponent - first) % stride:
-            continue
-        for multiple in multiples:
-            value = multiple * 10.0**exponent
-            if value <= 10.0**last * (1 + 1e-9):
-                ticks.append((value, price_label(value, max(0, -exponent))))
-    return Scale(10.0**first, 10.0**last, tuple(ticks), log=True)
+    """Bounds at 1, 2 or 5 times a power of ten around [low, high] (both > 0); ticks at the
+    powers of ten inside, and at 2x and 5x (or only 5x) too when there is room for them."""
+    bottom, top = _round_down(low), _round_up(high)
+    exponents = range(math.floor(math.log10(bottom)), math.ceil(math.log10(top)) + 1)
+
+    def inside(multiples: tuple[int, ...]) -> list[float]:
+        values = [m * 10.0**e for e in exponents for m in multiples]
+        return [v for v in values if bottom * (1 - 1e-9) <= v <= top * (1 + 1e-9)]
+
+    for multiples in ((1, 2, 5), (1, 5), (1,)):
+        values = inside(multiples)
+        if len(values) <= max_ticks:
+            break
+    values = values[:: math.ceil(len(values) / max_ticks)]
+    ticks = tuple(
+        (value, price_label(value, max(0, -math.floor(math.log10(value) + 1e-9))))
+        for value in values
+    )
+    return Scale(bottom, top, ticks, log=True)
 
 
 def price_scale(low: float, high: float, max_ticks: int = 6) -> Scale:
