@@ -134,6 +134,12 @@ async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> H
             conn, source=None, status=None, limit=RUNS_IN_TIMELINE, offset=0
         )
         rejected_total = await rejected_queries.count_rejected(conn, RejectedFilter())
+        rejected_by_source = {
+            row["source"]: await rejected_queries.count_rejected(
+                conn, RejectedFilter(source=row["source"])
+            )
+            for row in overview
+        }
     now = datetime.now(UTC)
     cards = source_cards(overview, settings, now=now, started=request.app.state.started_at)
     problems = [card for card in cards if card.problem]
@@ -162,6 +168,7 @@ async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> H
         "runs_total": runs_total,
         "rejected_total": rejected_total,
         "rejected_cap": rejected_queries.COUNT_CAP,
+        "rejected_by_source": rejected_by_source,
         "recent_runs": runs[:RUNS_IN_TABLE],
         "durations": durations,
         "longest_run": max((d for d in durations.values() if d is not None), default=None),
