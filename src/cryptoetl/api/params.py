@@ -12,6 +12,7 @@ from the code that validates.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -102,13 +103,16 @@ def rejected_cursor(key: RejectedKey) -> str:
     return f"{key.run_id}.{key.id}"
 
 
+_REJECTED_CURSOR = re.compile(r"([0-9]{1,19})\.([0-9]{1,19})")
+
+
 def parse_rejected_cursor(value: str | None) -> RejectedKey | None:
     """The position a `RejectedCursorParam` names, or the 422 naming `cursor`."""
     if value is None:
         return None
-    run_id, _, record_id = value.partition(".")
-    key = RejectedKey(int(run_id), int(record_id))
-    if not (1 <= key.run_id <= MAX_ID and 1 <= key.id <= MAX_ID):
+    match = _REJECTED_CURSOR.fullmatch(value)
+    key = RejectedKey(int(match.group(1)), int(match.group(2))) if match else None
+    if key is None or not (1 <= key.run_id <= MAX_ID and 1 <= key.id <= MAX_ID):
         raise invalid(QueryError("cursor", "not a cursor this API issued; use next_cursor"))
     return key
 
@@ -116,7 +120,7 @@ def parse_rejected_cursor(value: str | None) -> RejectedKey | None:
 RejectedCursorParam = Annotated[
     str | None,
     Query(
-        pattern=r"^[0-9]{1,19}\.[0-9]{1,19}$",
+        max_length=40,
         description="`next_cursor` of the previous page (repeat the same filters with it).",
     ),
 ]
