@@ -25,26 +25,23 @@ CSV_REJECTED = 2991  # the rows of the Excel-mangled file (tests/test_csv_pipeli
 
 
 def fixture_settings(
-    make_settings: Callable[..., Settings], upstream: Upstream, tmp_path: Path, **overrides: object
+    source_settings: Callable[..., Settings], db_url: str, tmp_path: Path, **overrides: object
 ) -> Settings:
-    """Settings pointing every source at the fixtures, with quick retries and no pacing."""
+    """`source_settings` (the loopback upstreams, no pacing) on this test's database, with
+    a copy of the CSV fixtures and one quick retry."""
     csv_dir = tmp_path / "csv"
     if not csv_dir.exists():
         shutil.copytree(CSV_FIXTURES, csv_dir)
     values: dict[str, object] = {
-        "coingecko_base_url": upstream.coingecko_url,
-        "coinpaprika_base_url": upstream.coinpaprika_url,
-        "coingecko_pages": 1,
-        "coingecko_requests_per_minute": 60_000,
-        "coinpaprika_requests_per_minute": 60_000,
-        "rate_limit_delay": 0,
+        "database_url": db_url,
+        "etl_run_on_startup": False,
+        "csv_file_path": str(csv_dir),
+        "max_retries": 1,
         "initial_retry_delay": 0.01,
         "max_retry_delay": 0.05,
-        "max_retries": 1,
-        "csv_file_path": str(csv_dir),
     }
     values.update(overrides)
-    return make_settings(**values)
+    return source_settings(**values)
 
 
 async def load_fixtures(settings: Settings, pool: Pool, upstream: Upstream) -> None:

@@ -37,7 +37,8 @@ def moment(text: str | None) -> list[datetime]:
 
 
 async def test_status_page_shows_what_the_stats_api_says(
-    make_settings: Callable[..., Settings],
+    source_settings: Callable[..., Settings],
+    db_url: str,
     make_client: MakeClient,
     pool: Pool,
     upstream: Upstream,
@@ -46,7 +47,7 @@ async def test_status_page_shows_what_the_stats_api_says(
     """After loading the three sources' fixtures: every source's records, last run, last
     success and last failure (with its error), and the totals, as /api/v1/stats, /runs and
     /rejected report them; the failed source is FAILED and named in the banner."""
-    settings = fixture_settings(make_settings, upstream, tmp_path)
+    settings = fixture_settings(source_settings, db_url, tmp_path)
     await load_fixtures(settings, pool, upstream)
     async with make_client(settings) as client:
         response = await client.get("/")

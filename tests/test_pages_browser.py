@@ -57,7 +57,7 @@ async def visit(
 
 async def test_pages_render_in_chromium_without_errors(
     serve: Callable[..., ServeProcess],
-    make_settings: Callable[..., Settings],
+    source_settings: Callable[..., Settings],
     pool: Pool,
     upstream: Upstream,
     db_url: str,
@@ -65,7 +65,7 @@ async def test_pages_render_in_chromium_without_errors(
 ) -> None:
     """/ and /rejected in headless Chromium, desktop and phone: 200, no console error,
     nothing fetched from elsewhere, every source's state and the run timeline drawn."""
-    await load_fixtures(fixture_settings(make_settings, upstream, tmp_path), pool, upstream)
+    await load_fixtures(fixture_settings(source_settings, db_url, tmp_path), pool, upstream)
     server = serve({"DATABASE_URL": db_url, "ETL_RUN_ON_STARTUP": "false"})
     shots = tmp_path / "screenshots"
     shots.mkdir()

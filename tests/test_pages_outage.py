@@ -12,10 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from cryptoetl.api.app import create_app
-from cryptoetl.config import load_settings
-from cryptoetl.db.embedded import EmbeddedPostgres
-from tests.api_data import eventually
+from tests.api_data import app_on_own_server, eventually
 from tests.html_tree import parse_html
 
 
@@ -23,47 +20,34 @@ from tests.html_tree import parse_html
 async def test_pages_answer_a_503_page_while_the_database_is_down(tmp_path: Path) -> None:
     """Stop PostgreSQL: / and /rejected answer 503 HTML with Retry-After, the reason in
     words, the request id and a self-refresh, never a traceback; start it again: 200."""
-    server = EmbeddedPostgres(tmp_path / "own")
-    await asyncio.to_thread(server.start)
-    try:
-        settings = load_settings(
-            env_file=None,
-            cryptoetl_data_dir=tmp_path / "own",
-            etl_run_on_startup=False,
-            log_format="json",
-        )
-        app = create_app(settings)
-        async with app.router.lifespan_context(app):
-            transport = httpx.ASGITransport(app=app)
-            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
-                assert (await client.get("/")).status_code == 200
+    async with app_on_own_server(tmp_path) as own:
+        server, client = own.server, own.client
+        assert (await client.get("/")).status_code == 200
 
-                await asyncio.to_thread(server.stop)
-
-                async def status_page() -> httpx.Response:
-                    return await client.get("/", headers={"X-Request-ID": "down-page"})
-
-                down = await eventually(status_page, lambda r: r.status_code == 503)
-                assert down.status_code == 503
-                assert down.headers["retry-after"] == "5"
-                assert down.headers["content-type"] == "text/html; charset=utf-8"
-                assert down.headers["x-request-id"] == "down-page"
-                page = parse_html(down.text)
-                assert page.one("h1").text() == "The database is unavailable HTTP 503"
-                alert = page.one("section").text()
-                assert "cannot reach its PostgreSQL database right now" in alert
-                assert "down-page" in alert
-                assert "Traceback" not in down.text
-                refresh = page.one("meta", **{"http_equiv": "refresh"})
-                assert refresh.attrs["content"] == "10"
-                rejected = await client.get("/rejected")
-                assert rejected.status_code == 503
-                assert "cannot reach its PostgreSQL database" in rejected.text
-
-                await asyncio.to_thread(server.start)
-
-                back = await eventually(status_page, lambda r: r.status_code == 200, within=20)
-                assert back.status_code == 200
-                assert (await client.get("/rejected")).status_code == 200
-    finally:
         await asyncio.to_thread(server.stop)
+
+        async def status_page() -> httpx.Response:
+            return await client.get("/", headers={"X-Request-ID": "down-page"})
+
+        down = await eventually(status_page, lambda r: r.status_code == 503)
+        assert down.status_code == 503
+        assert down.headers["retry-after"] == "5"
+        assert down.headers["content-type"] == "text/html; charset=utf-8"
+        assert down.headers["x-request-id"] == "down-page"
+        page = parse_html(down.text)
+        assert page.one("h1").text() == "The database is unavailable HTTP 503"
+        alert = page.one("section").text()
+        assert "cannot reach its PostgreSQL database right now" in alert
+        assert "down-page" in alert
+        assert "Traceback" not in down.text
+        refresh = page.one("meta", **{"http_equiv": "refresh"})
+        assert refresh.attrs["content"] == "10"
+        rejected = await client.get("/rejected")
+        assert rejected.status_code == 503
+        assert "cannot reach its PostgreSQL database" in rejected.text
+
+        await asyncio.to_thread(server.start)
+
+        back = await eventually(status_page, lambda r: r.status_code == 200, within=20)
+        assert back.status_code == 200
+        assert (await client.get("/rejected")).status_code == 200

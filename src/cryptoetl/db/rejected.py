@@ -42,6 +42,7 @@ class RejectedKey:
 class RejectedPage:
     rows: list[asyncpg.Record]
     next_key: RejectedKey | None  # where the next page starts; None on the last page
+    total: int | None  # every record matching the filters; None past `COUNT_CAP`
 
 
 def _where(filters: RejectedFilter, args: list[object]) -> list[str]:
@@ -62,7 +63,8 @@ def _and(conditions: list[str]) -> str:
 async def list_rejected(
     conn: Connection, filters: RejectedFilter, *, after: RejectedKey | None, limit: int
 ) -> RejectedPage:
-    """One page of at most `limit` records, after `after` (None: from the start)."""
+    """One page of at most `limit` records, after `after` (None: from the start), and how
+    many records match in all (`count_rejected`)."""
     args: list[object] = []
     where = _where(filters, args)
     if after is None:
@@ -86,10 +88,11 @@ async def list_rejected(
             ORDER BY last_run_id DESC, id LIMIT {n}
         """
     rows = await conn.fetch(sql, *args)
+    total = await count_rejected(conn, filters)
     if len(rows) <= limit:
-        return RejectedPage(rows, None)
+        return RejectedPage(rows, None, total)
     last = rows[limit - 1]
-    return RejectedPage(rows[:limit], RejectedKey(last["last_run_id"], last["id"]))
+    return RejectedPage(rows[:limit], RejectedKey(last["last_run_id"], last["id"]), total)
 
 
 async def count_rejected(conn: Connection, filters: RejectedFilter) -> int | None:

@@ -93,7 +93,6 @@ async def rejected_page(
     source, run_id_value = filters.source, filters.run_id
     async with pool.acquire(timeout=DATABASE_WAIT) as conn:
         listing = await rejected_queries.list_rejected(conn, filters, after=after, limit=PAGE_SIZE)
-        total = await rejected_queries.count_rejected(conn, filters)
         runs = {}
         for wanted in dict.fromkeys(row["last_run_id"] for row in listing.rows):
             run = await run_queries.get_run(conn, wanted)
@@ -110,7 +109,7 @@ async def rejected_page(
     context = {
         "title": "Rejected records",
         "groups": group_by_run(listing.rows, runs),
-        "total": total,
+        "total": listing.total,
         "cap": rejected_queries.COUNT_CAP,
         "source": source,
         "run_id": run_id_value,

@@ -55,10 +55,9 @@ async def list_rejected(
     filters = RejectedFilter(source=source, run_id=run_id)
     async with pool.acquire() as conn:
         page = await rejected_queries.list_rejected(conn, filters, after=after, limit=page_size)
-        total = await rejected_queries.count_rejected(conn, filters)
     body = RejectedList(
         rejected=[RejectedEntry.model_validate(dict(row)) for row in page.rows],
-        total=total,
+        total=page.total,
         page_size=page_size,
         next_cursor=rejected_cursor(page.next_key) if page.next_key else None,
         request_id=request_id_of(request),
