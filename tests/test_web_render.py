@@ -11,7 +11,7 @@ import pytest
 
 from cryptoetl.web import format as fmt
 from cryptoetl.web.chart import COLUMNS, Series, line_chart, thin
-from cryptoetl.web.ticks import linear_scale, log_scale, price_scale, time_ticks
+from cryptoetl.web.ticks import linear_scale, log_scale, price_scale, time_axis, time_ticks
 from cryptoetl.web.timeline import BARS, STATUS_COLORS, RunMark, run_timeline
 
 SVG = "{http://www.w3.org/2000/svg}"
@@ -277,3 +277,18 @@ def test_formats_read_like_a_person_writes_them() -> None:
     assert fmt.count(1234567) == "1,234,567"
     assert fmt.percent(0.1234) == "0.12 %"
     assert fmt.basename("/data/csv/prices.csv") == "prices.csv"
+
+
+def test_time_axis_keeps_labels_inside_and_apart_on_a_phone() -> None:
+    """Labels at the edges are anchored inward; one that would run into its neighbour at
+    320 px is dropped, while every tick keeps its grid line."""
+    ticks = [(2.0, "20:48:01"), (20.0, "20:48:02"), (24.0, "20:48:03"), (60.0, "20:48:04")]
+    ticks.append((99.0, "20:48:05"))
+    root = parse(
+        '<svg xmlns="http://www.w3.org/2000/svg">'
+        + "".join(time_axis(ticks, font=12, grid_top=0, grid_bottom=100, label_y=116))
+        + "</svg>"
+    )
+    assert len(root.findall(f"{SVG}line")) == 5
+    labels = [(t.text, t.get("text-anchor")) for t in root.findall(f"{SVG}text")]
+    assert labels == [("20:48:01", "start"), ("20:48:04", "middle"), ("20:48:05", "end")]

@@ -20,7 +20,8 @@ from datetime import datetime, timedelta
 from html import escape
 
 from cryptoetl.web import format as fmt
-from cryptoetl.web.ticks import Scale, price_scale, time_ticks
+from cryptoetl.web.ticks import Scale, price_scale, time_axis, time_ticks
+from cryptoetl.web.ticks import coordinate as _n
 
 # Okabe-Ito colours (distinguishable with colour-blindness), fixed per known source.
 SOURCE_COLORS = {"coingecko": "#009E73", "coinpaprika": "#D55E00", "csv": "#0072B2"}
@@ -33,7 +34,7 @@ X_LABELS = 26  # below the plot
 COLUMNS = 1000  # viewBox width of the plot: x in [0, COLUMNS]
 THIN_TO = 600  # points kept per series, at most twice per column bucket
 MARKERS_UP_TO = 40  # series with at most this many points get a marker per point
-MAX_X_TICKS = 5  # readable on a 360 px phone as on a wide screen
+MAX_X_TICKS = 5
 MAX_Y_TICKS = 6
 LEGEND_WIDTH = 330  # wrap the legend as if the chart were this narrow
 GAP_FACTOR = 10  # a gap this many times the median spacing breaks the line...
@@ -52,11 +53,6 @@ def color_of(name: str, index: int) -> str:
     return SOURCE_COLORS.get(name, PALETTE[index % len(PALETTE)])
 
 
-def _n(value: float) -> str:
-    """A coordinate, short: at most two decimals, no trailing zeros."""
-    return f"{value:.2f}".rstrip("0").rstrip(".")
-
-
 @dataclass(frozen=True, slots=True)
 class _Frame:
     start: datetime
@@ -69,9 +65,12 @@ class _Frame:
         """Fraction of the time axis, 0..1."""
         return (when - self.start) / (self.end - self.start)
 
+    def percent(self, when: datetime) -> float:
+        """Horizontal position in the outer SVG, in percent (1% padding each side)."""
+        return 1 + 98 * self.x(when)
+
     def pct(self, when: datetime) -> str:
-        """Horizontal position in the outer SVG, as a percentage (1% padding each side)."""
-        return f"{_n(1 + 98 * self.x(when))}%"
+        return f"{_n(self.percent(when))}%"
 
     def y(self, price: float) -> float:
         """Vertical position in px from the top of the outer SVG."""
@@ -184,14 +183,13 @@ def line_chart(series: Sequence[Series], *, label: str, height: int = HEIGHT) ->
         y = _n(frame.y(value))
         out.append(f'<line class="grid" x1="0" x2="100%" y1="{y}" y2="{y}"/>')
         out.append(f'<text class="tick" x="4" y="{_n(frame.y(value) - 4)}">{escape(text)}</text>')
-    for when, text in time_ticks(start, end, MAX_X_TICKS):
-        x, share = frame.pct(when), frame.x(when)
-        anchor = "start" if share < 0.06 else "end" if share > 0.94 else "middle"
-        out.append(f'<line class="grid" x1="{x}" x2="{x}" y1="{top}" y2="{_n(frame.bottom)}"/>')
-        out.append(
-            f'<text class="tick" x="{x}" y="{height - 8}" text-anchor="{anchor}">'
-            f"{escape(text)}</text>"
-        )
+    out += time_axis(
+        [(frame.percent(when), text) for when, text in time_ticks(start, end, MAX_X_TICKS)],
+        font=FONT,
+        grid_top=top,
+        grid_bottom=frame.bottom,
+        label_y=height - 8,
+    )
     plot_height = _n(frame.bottom - frame.top)
     out.append(
         f'<line class="axis" x1="0" x2="100%" y1="{_n(frame.bottom)}" y2="{_n(frame.bottom)}"/>'

@@ -1,13 +1,24 @@
-"""Axis scales and their ticks for the SVG charts: prices (linear or log) and UTC times. Pure."""
+"""Axes for the SVG charts: price scales (linear or log), UTC time ticks, and the time axis
+drawn so that its labels stay readable down to a phone's width. Pure."""
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from html import escape
 
 # Prices spanning more than this ratio are drawn on a log scale (a decade of Bitcoin).
 LOG_RATIO = 20.0
+NARROWEST = 320  # px: the narrowest drawing the time axis keeps its labels apart on
+CHAR_WIDTH = 0.62  # a label character's width, as a share of the font size
+LABEL_GAP = 6  # px between two labels, at least
+
+
+def coordinate(value: float) -> str:
+    """A coordinate, short: at most two decimals, no trailing zeros."""
+    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,3 +185,36 @@ def _label(tick: datetime, step: TimeStep) -> str:
     if step.seconds >= 86400 or (tick.hour, tick.minute, tick.second) == (0, 0, 0):
         return f"{tick.day} {tick:%b}"
     return f"{tick:%H:%M:%S}" if step.seconds < 60 else f"{tick:%H:%M}"
+
+
+def time_axis(
+    ticks: Sequence[tuple[float, str]],
+    *,
+    font: int,
+    grid_top: float,
+    grid_bottom: float,
+    label_y: float,
+) -> list[str]:
+    """SVG grid lines and labels for ticks at horizontal percentages (0..100). Labels near an
+    edge are anchored to stay inside; one that would run into the label before it (at
+    `NARROWEST` px wide, so at any wider size too) is left out, its grid line kept."""
+    out = []
+    right_end = -math.inf
+    for percent, text in ticks:
+        x = f"{coordinate(percent)}%"
+        out.append(f'<line class="grid" x1="{x}" x2="{x}" y1="{grid_top}" y2="{grid_bottom}"/>')
+        at = percent / 100 * NARROWEST
+        width = len(text) * font * CHAR_WIDTH
+        if at - width / 2 < 0:
+            anchor, left = "start", at
+        elif at + width / 2 > NARROWEST:
+            anchor, left = "end", at - width
+        else:
+            anchor, left = "middle", at - width / 2
+        if left < right_end + LABEL_GAP:
+            continue
+        right_end = left + width
+        out.append(
+            f'<text class="tick" x="{x}" y="{label_y}" text-anchor="{anchor}">{escape(text)}</text>'
+        )
+    return out

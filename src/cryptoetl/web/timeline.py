@@ -14,7 +14,8 @@ from datetime import datetime, timedelta
 from html import escape
 
 from cryptoetl.web import format as fmt
-from cryptoetl.web.ticks import time_ticks
+from cryptoetl.web.ticks import coordinate as _n
+from cryptoetl.web.ticks import time_axis, time_ticks
 
 STATUS_COLORS = {
     "success": "#2e7d32",
@@ -42,10 +43,6 @@ class RunMark:
     started_at: datetime
     seconds: float | None
     tooltip: str
-
-
-def _n(value: float) -> str:
-    return f"{value:.2f}".rstrip("0").rstrip(".")
 
 
 def _legend() -> list[str]:
@@ -83,15 +80,14 @@ def run_timeline(runs: Sequence[RunMark], sources: Sequence[str]) -> str:
         *_legend(),
     ]
     bottom = LEGEND + ROW * len(sources)
-    for when, text in time_ticks(start, end, MAX_TICKS):
-        share = (when - start).total_seconds() / total
-        x = f"{_n(1 + 97 * share)}%"
-        anchor = "start" if share < 0.06 else "end" if share > 0.94 else "middle"
-        out.append(f'<line class="grid" x1="{x}" x2="{x}" y1="{LEGEND}" y2="{bottom}"/>')
-        out.append(
-            f'<text class="tick" x="{x}" y="{bottom + 16}" text-anchor="{anchor}">'
-            f"{escape(text)}</text>"
-        )
+    ticks = time_ticks(start, end, MAX_TICKS)
+    out += time_axis(
+        [(1 + 97 * (when - start).total_seconds() / total, text) for when, text in ticks],
+        font=FONT,
+        grid_top=LEGEND,
+        grid_bottom=bottom,
+        label_y=bottom + 16,
+    )
     for row, source in enumerate(sources):
         top = LEGEND + row * ROW
         base = top + LABEL + BARS
