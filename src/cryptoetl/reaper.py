@@ -9,7 +9,7 @@ from __future__ import annotations
 import structlog
 
 from cryptoetl.db import checkpoints, runs
-from cryptoetl.db.pool import Pool
+from cryptoetl.db.pool import Connection, Pool
 from cryptoetl.models import RunStatus
 from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, death_reason
 
@@ -38,21 +38,54 @@ async def reap_dead_runs(
             )
             if reason is None:
                 continue
-            async with conn.transaction():
-                finished = await runs.fail(conn, row["id"], reason)
-                if finished is None:
-                    continue  # it ended on its own meanwhile
-                await checkpoints.record_end(
-                    conn,
-                    finished.source,
-                    finished.run_id,
-                    RunStatus.FAILED,
-                    finished.finished_at,
-                    reason,
-                    read_to_end=False,
+            finished = await _end(conn, row["id"], reason)
+            if finished is not None:
+                log.warning(
+                    "dead_run_reaped",
+                    run_id=finished.run_id,
+                    source=finished.source,
+                    reason=reason,
                 )
-            log.warning(
-                "dead_run_reaped", run_id=finished.run_id, source=finished.source, reason=reason
-            )
-            reaped.append(finished)
+                reaped.append(finished)
     return reaped
+
+
+async def end_runs_of(pool: Pool, owner: str, reason: str) -> list[runs.FinishedRun]:
+    """Mark `failed` with `reason` every run of `owner` still running; return them.
+
+    A stopping service calls it for itself once its run tasks are done: a run whose task was
+    cancelled before it could record its end (between `begin` and its first step) ends here.
+    """
+    ended: list[runs.FinishedRun] = []
+    async with pool.acquire() as conn:
+        for row in await runs.running(conn):
+            if row["owner"] != owner:
+                continue
+            finished = await _end(conn, row["id"], reason)
+            if finished is not None:
+                log.warning(
+                    "unfinished_run_ended",
+                    run_id=finished.run_id,
+                    source=finished.source,
+                    reason=reason,
+                )
+                ended.append(finished)
+    return ended
+
+
+async def _end(conn: Connection, run_id: int, reason: str) -> runs.FinishedRun | None:
+    """Fail one running run and its checkpoint; None if it had already ended."""
+    async with conn.transaction():
+        finished = await runs.fail(conn, run_id, reason)
+        if finished is None:
+            return None  # it ended on its own meanwhile
+        await checkpoints.record_end(
+            conn,
+            finished.source,
+            finished.run_id,
+            RunStatus.FAILED,
+            finished.finished_at,
+            reason,
+            read_to_end=False,
+        )
+    return finished
