@@ -3,7 +3,6 @@ upstreams: 202 with runs that really complete, 409 while one runs, 401/403, 422,
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -207,16 +206,24 @@ async def test_stopping_the_service_records_its_running_runs_as_cancelled(
         assert response.status_code == 202
         run_ids = response.json()["run_ids"]
         await finished(client, run_ids["coinpaprika"])
-        async with asyncio.timeout(5):  # coingecko's request is out, waiting for its answer
-            while not upstream.requests_to("coingecko"):
-                await asyncio.sleep(0.02)
-    gecko = await pool.fetchrow("SELECT * FROM etl_runs WHERE id = $1", run_ids["coingecko"])
-    assert (gecko["status"], gecko["error"]) == ("failed", STOPPING)
+
+        async def asked() -> int:  # coingecko's request is out, waiting for its answer
+            return len(upstream.requests_to("coingecko"))
+
+        assert await eventually(asked, bool)
+    gecko = await pool.fetchrow(
+        "SELECT status, error FROM etl_runs WHERE id = $1", run_ids["coingecko"]
+    )
+    assert tuple(gecko or ()) == ("failed", STOPPING)
     assert await pool.fetchval("SELECT count(*) FROM etl_runs WHERE status = 'running'") == 0
-    checkpoint = await pool.fetchrow("SELECT * FROM checkpoints WHERE source = 'coingecko'")
-    assert (checkpoint["status"], checkpoint["last_error"]) == ("failed", STOPPING)
-    lease = await pool.fetchrow("SELECT * FROM scheduler_lease WHERE name = 'etl'")
-    assert lease["expires_at"] <= await pool.fetchval("SELECT clock_timestamp()")
+    checkpoint = await pool.fetchrow(
+        "SELECT status, last_error FROM checkpoints WHERE source = 'coingecko'"
+    )
+    assert tuple(checkpoint or ()) == ("failed", STOPPING)
+    released = await pool.fetchval(
+        "SELECT expires_at <= clock_timestamp() FROM scheduler_lease WHERE name = 'etl'"
+    )
+    assert released is True
 
 
 async def test_a_scheduled_run_skips_a_busy_source_and_runs_the_others(

@@ -50,11 +50,13 @@ async def test_a_held_lease_refuses_others_until_it_expires(pool: Pool) -> None:
     assert await acquire(pool, "b") is None
     async with pool.acquire() as conn:
         seen = await lease_db.read(conn)
-    assert seen is not None and seen.leader == "a"
+    assert seen is not None
+    assert seen.leader == "a"
     await asyncio.sleep(0.4)
     async with pool.acquire() as conn:
         lapsed = await lease_db.read(conn)
-    assert lapsed is not None and lapsed.leader is None  # nobody leads an expired lease
+    assert lapsed is not None
+    assert lapsed.leader is None
     taken = await acquire(pool, "b")
     assert taken is not None
     assert (taken.holder, taken.fencing_token) == ("b", 2)
@@ -84,7 +86,8 @@ async def test_release_hands_the_lease_over_at_once(pool: Pool) -> None:
         assert await acquire(pool, "b") is None
         assert await lease_db.release(conn, ETL, "a", held.fencing_token)
     taken = await acquire(pool, "b")
-    assert taken is not None and taken.fencing_token == held.fencing_token + 1
+    assert taken is not None
+    assert taken.fencing_token == held.fencing_token + 1
 
 
 async def test_two_replicas_racing_for_a_free_lease_get_one_leader(pool: Pool) -> None:
@@ -113,7 +116,8 @@ async def test_a_replica_takes_over_within_a_lease_time_when_the_leader_stops(
     assert took >= 0.9  # not before A's lease ran out
     async with pool.acquire() as conn:
         after = await lease_db.read(conn)
-    assert after is not None and after.leader is None  # B released it on its way out
+    assert after is not None
+    assert after.leader is None
 
 
 async def test_a_leader_cut_off_from_the_database_stops_believing_it_leads(pool: Pool) -> None:
