@@ -21,7 +21,7 @@ import pytest
 from cryptoetl.db.pool import Pool
 from cryptoetl.runner import STOPPING
 from tests.deploy_files import ROOT
-from tests.support import ServeProcess, clean_env, wait_healthy
+from tests.support import ServeProcess, clean_env, loopback_env, wait_healthy
 from tests.upstream import Upstream
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
@@ -33,20 +33,15 @@ Serve = Callable[..., ServeProcess]
 
 
 def service_env(db_url: str, upstream: Upstream, **extra: str) -> dict[str, str]:
-    values = {
-        "DATABASE_URL": db_url,
-        "COINGECKO_BASE_URL": upstream.coingecko_url,
-        "COINPAPRIKA_BASE_URL": upstream.coinpaprika_url,
+    """`cryptoetl serve` on the loopback upstreams, ticking every INTERVAL, lease LEASE."""
+    schedule = {
         "COINGECKO_PAGES": "1",
-        "COINGECKO_REQUESTS_PER_MINUTE": "60000",
-        "COINPAPRIKA_REQUESTS_PER_MINUTE": "60000",
-        "RATE_LIMIT_DELAY": "0",
-        "ENABLED_SOURCES": "coingecko,coinpaprika",
         "ETL_INTERVAL_SECONDS": str(INTERVAL),
         "SCHEDULER_LEASE_SECONDS": str(LEASE),
         "ETL_RUN_ON_STARTUP": "true",
+        "LOG_LEVEL": "INFO",
     }
-    return values | extra
+    return loopback_env(db_url, upstream, **(schedule | extra))
 
 
 async def scheduled_runs(pool: Pool) -> list[asyncpg.Record]:
