@@ -19,6 +19,13 @@ from tests.upstream import Upstream
 CRYPTOETL = str(Path(sys.executable).parent / "cryptoetl")
 
 
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
 def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.bind(("127.0.0.1", 0))

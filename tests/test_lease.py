@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
 from collections.abc import Callable
 
@@ -14,7 +15,9 @@ from cryptoetl.db.pool import Pool
 from cryptoetl.errors import NotLeaderError
 from cryptoetl.lease import LeaderLease
 from cryptoetl.models import RunTrigger
+from cryptoetl.owner import this_process
 from cryptoetl.pipeline import Pipeline
+from tests.support import dead_pid
 
 ETL = lease_db.ETL_LEASE
 
@@ -154,3 +157,19 @@ async def test_a_stale_leader_cannot_start_a_scheduled_run(
     # A wakes up and renews: it is refused, and knows it no longer leads
     assert not await a.attempt()
     assert a.leader == "b"
+
+
+async def test_a_dead_holder_on_this_host_is_replaced_at_once(pool: Pool) -> None:
+    """A lease held by a gone process of this host (killed, restarted) is taken right away;
+    a live or foreign holder's lease is waited out."""
+    dead = f"{socket.gethostname()}:{dead_pid()}:1-dead"
+    assert await acquire(pool, dead, seconds=30) is not None
+    restarted = LeaderLease(pool, str(this_process()), seconds=30)
+    assert await restarted.attempt()
+    assert restarted.fencing_token == 2
+    for alive in (str(this_process()), f"elsewhere:{dead_pid()}:1-x"):
+        await expire(pool)
+        assert await acquire(pool, alive, seconds=30) is not None
+        waiting = LeaderLease(pool, f"{socket.gethostname()}:1:1-other", seconds=30)
+        assert not await waiting.attempt()
+        assert waiting.leader == alive

@@ -9,7 +9,7 @@ import itertools
 import signal
 import subprocess
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -80,22 +80,51 @@ async def wait_for(probe: Callable[[], Any], within: float, what: str) -> float:
     return time.monotonic() - began
 
 
-async def test_two_replicas_run_each_scheduled_run_once_and_a_killed_leader_is_replaced(
+async def finished_runs(pool: Pool, owner: str) -> int:
+    """Scheduled coinpaprika runs of `owner` that ended."""
+    count: int = await pool.fetchval(
+        "SELECT count(*) FROM etl_runs WHERE owner = $1 AND status <> 'running' "
+        "AND trigger IN ('startup', 'schedule') AND source = 'coinpaprika'",
+        owner,
+    )
+    return count
+
+
+async def leads(pool: Pool, name: str) -> bool:
+    """Whether `name` holds the unexpired lease."""
+    holder = await pool.fetchval(
+        "SELECT holder FROM scheduler_lease WHERE expires_at > clock_timestamp()"
+    )
+    return bool(holder == name)
+
+
+async def scheduler_seen_by(replica: ServeProcess) -> dict[str, Any]:
+    async with httpx.AsyncClient(base_url=replica.base_url) as client:
+        health = (await client.get("/api/v1/health")).json()
+        metrics = (await client.get("/metrics")).text
+    state: dict[str, Any] = health["scheduler"]
+    state["gauge"] = "cryptoetl_scheduler_leader 1.0" in metrics
+    return state
+
+
+async def test_two_replicas_run_each_scheduled_run_once_and_hand_over_when_the_leader_stops(
     db_url: str, pool: Pool, upstream: Upstream, serve: Serve
 ) -> None:
-    """One leader runs start-up and every tick once; kill -9 it and the other takes over."""
+    """One leader runs start-up and every tick once; a paused leader's lease is waited out
+    and, resumed, it starts nothing; a killed leader on this host is replaced at once."""
     env = service_env(db_url, upstream)
     replicas = [serve(env, wait=False), serve(env, wait=False)]  # both start at once
     await asyncio.gather(*(asyncio.to_thread(wait_healthy, replica) for replica in replicas))
     await asyncio.sleep(3 * INTERVAL + 0.5)
 
+    # 1. one leader; start-up once, then one run per tick, never overlapping
     runs = await scheduled_runs(pool)
     now = await db_now(pool)
     owners = {run["owner"] for run in runs}
     assert len(owners) == 1, f"scheduled runs by several replicas: {owners}"
-    [leader_name] = owners
+    [first] = owners
     holder, token = await lease_row(pool)
-    assert holder == leader_name
+    assert holder == first
     assert_no_overlap(runs)
     for source in ("coingecko", "coinpaprika"):
         mine = [run for run in runs if run["source"] == source]
@@ -105,54 +134,57 @@ async def test_two_replicas_run_each_scheduled_run_once_and_a_killed_leader_is_r
         expected = 1 + int(elapsed // INTERVAL)  # the start-up run, then one per tick
         assert abs(len(mine) - expected) <= 1, (source, len(mine), elapsed)
         assert all(run["status"] in ("success", "running") for run in mine)
+    [leader] = [r for r in replicas if r.process.pid == int(first.split(":")[1])]
+    [other] = [r for r in replicas if r is not leader]
+    seen = await scheduler_seen_by(other)
+    assert (seen["leader"], seen["is_leader"], seen["gauge"]) == (first, False, False)
+    second = seen["this_replica"]
+    assert (await scheduler_seen_by(leader))["gauge"] is True
 
-    pid = int(leader_name.split(":")[1])
-    [leader] = [replica for replica in replicas if replica.process.pid == pid]
-    [follower] = [replica for replica in replicas if replica is not leader]
-    async with httpx.AsyncClient(base_url=follower.base_url) as client:
-        seen = (await client.get("/api/v1/health")).json()["scheduler"]
-    assert (seen["leader"], seen["is_leader"]) == (leader_name, False)
-
-    leader.process.kill()
-    killed_at = await db_now(pool)
-
-    async def follower_leads() -> bool:
-        holder = await pool.fetchval(
-            "SELECT holder FROM scheduler_lease WHERE expires_at > clock_timestamp()"
-        )
-        return holder is not None and holder != leader_name
-
-    took = await wait_for(follower_leads, LEASE + RENEW + 2, "the take-over")
-    assert took <= LEASE + RENEW + 1.5
-    new_leader, new_token = await lease_row(pool)
-    assert new_token == token + 1
-
-    async def new_runs(count: int) -> Callable[[], Any]:
-        async def probe() -> bool:
-            found = await pool.fetchval(
-                "SELECT count(*) FROM etl_runs WHERE owner = $1 AND status <> 'running' "
-                "AND trigger = 'schedule' AND source = 'coinpaprika'",
-                new_leader,
-            )
-            return bool(found >= count)
-
-        return probe
-
-    await wait_for(await new_runs(1), INTERVAL + 2, "the new leader's first run")
-    await wait_for(await new_runs(2), INTERVAL + 2, "one more run")
+    # 2. pause the leader just after a run (the next tick is an interval away): the other
+    # replica waits its lease out, then leads; resumed, the old leader starts nothing
+    done = await finished_runs(pool, first)
+    await wait_for(lambda: _more(finished_runs(pool, first), done), INTERVAL + 2, "a run")
+    leader.process.send_signal(signal.SIGSTOP)
+    try:
+        paused_at = await db_now(pool)
+        took = await wait_for(lambda: leads(pool, second), LEASE + RENEW + 2, "the take-over")
+        assert took >= LEASE - RENEW - 0.5  # a live holder's lease is waited out
+        assert took <= LEASE + RENEW + 1.5
+        second_token = (await lease_row(pool))[1]
+        assert second_token == token + 1
+        await wait_for(lambda: _more(finished_runs(pool, second), 0), INTERVAL + 2, "a run")
+    finally:
+        leader.process.send_signal(signal.SIGCONT)
+    await asyncio.sleep(INTERVAL + 0.5)  # the resumed replica ticks and renews meanwhile
     runs = await scheduled_runs(pool)
-    after = [run for run in runs if run["started_at"] > killed_at]
-    assert {run["owner"] for run in after} == {new_leader}
+    assert {run["owner"] for run in runs if run["started_at"] > paused_at} == {second}
     assert_no_overlap([run for run in runs if run["status"] != "running"])
-    dead = [run for run in runs if run["owner"] == leader_name and run["status"] == "failed"]
-    for run in dead:  # a run the kill interrupted was reaped by the new leader, with the reason
-        assert run["error"].startswith(f"owner process {leader_name} died")
-    assert not [run for run in runs if run["owner"] == leader_name and run["status"] == "running"]
-    async with httpx.AsyncClient(base_url=follower.base_url) as client:
-        seen = (await client.get("/api/v1/health")).json()["scheduler"]
-        metrics = (await client.get("/metrics")).text
-    assert (seen["leader"], seen["is_leader"]) == (new_leader, True)
-    assert "cryptoetl_scheduler_leader 1.0" in metrics
+    seen = await scheduler_seen_by(leader)
+    assert (seen["leader"], seen["is_leader"], seen["gauge"]) == (second, False, False)
+
+    # 3. kill -9 the new leader: the replica on the same host sees its process is gone and
+    # takes the lease at its next renewal, without waiting the lease out; runs go on
+    other.process.kill()
+    await asyncio.to_thread(other.process.wait)  # reaped, as its supervisor would
+    killed_at = await db_now(pool)
+    took = await wait_for(lambda: leads(pool, first), RENEW + 2, "the take-over")
+    assert took <= RENEW + 1.5
+    assert (await lease_row(pool))[1] == second_token + 1
+    before = await finished_runs(pool, first)
+    await wait_for(lambda: _more(finished_runs(pool, first), before), INTERVAL + 2, "a run")
+    runs = await scheduled_runs(pool)
+    assert {run["owner"] for run in runs if run["started_at"] > killed_at} == {first}
+    assert_no_overlap([run for run in runs if run["status"] != "running"])
+    for run in runs:  # a run the kill interrupted is reaped by the new leader, with the reason
+        if run["owner"] == second and run["status"] != "success":
+            assert run["error"].startswith(f"owner process {second} died")
+    seen = await scheduler_seen_by(leader)
+    assert (seen["leader"], seen["is_leader"], seen["gauge"]) == (first, True, True)
+
+
+async def _more(count: Awaitable[int], than: int) -> bool:
+    return await count > than
 
 
 async def test_the_api_answers_during_the_start_up_run_and_sigterm_leaves_nothing_running(

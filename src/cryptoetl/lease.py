@@ -9,7 +9,8 @@ lease when it is free or expired and renews it when it is ours (`cryptoetl.db.le
 With one replica it always leads; with N, the first to get the row leads and the others retry
 quietly, so when the leader dies its lease runs out after `seconds` and another replica takes
 over within about `seconds + renew_every`. A clean shutdown releases the lease so a successor
-takes over at its next attempt.
+takes over at its next attempt. A holder on this host whose process is gone (killed, then
+restarted) is replaced at once, without waiting out its lease.
 
 `is_leader` is this process's belief, which can only be too modest: it lapses `seconds` after
 the last successful renewal *began*. The authority is the database: `fence()` gives a check,
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -31,6 +33,7 @@ import structlog
 from cryptoetl.db import lease as lease_db
 from cryptoetl.db.pool import Connection, Pool
 from cryptoetl.errors import NotLeaderError
+from cryptoetl.owner import Owner, owner_gone
 from cryptoetl.pipeline import Fence
 from cryptoetl.source_run import DATABASE_ERRORS, describe
 
@@ -62,6 +65,7 @@ class LeaderLease:
         self._settled = asyncio.Event()
         self._failing = False
         self._task: asyncio.Task[None] | None = None
+        self._host = socket.gethostname()
 
     @property
     def is_leader(self) -> bool:
@@ -89,9 +93,18 @@ class LeaderLease:
         try:
             async with asyncio.timeout(self.renew_every), self.pool.acquire() as conn:
                 current = await lease_db.acquire(conn, self.name, self.holder, self.seconds)
-                ours = current is not None
                 if current is None:
                     current = await lease_db.read(conn, self.name)
+                    dead = self._dead(current)
+                    if dead is not None:
+                        current = await lease_db.acquire(
+                            conn, self.name, self.holder, self.seconds, dead_holder=dead
+                        )
+                        if current is not None:
+                            log.warning("scheduler_lease_taken_from_dead_holder", dead=dead)
+                        else:
+                            current = await lease_db.read(conn, self.name)
+                ours = current is not None and current.holder == self.holder
         except DATABASE_ERRORS as exc:
             if not self._failing:
                 log.warning(
@@ -118,6 +131,16 @@ class LeaderLease:
             self._token = None
             self._leader = current.leader if current is not None else None
         return self.is_leader
+
+    def _dead(self, lease: lease_db.LeaseRow | None) -> str | None:
+        """The lease's unexpired holder when it is a process of this host that is gone (killed
+        and restarted, say): no need to wait out its lease. None otherwise."""
+        if lease is None or lease.leader is None or lease.leader == self.holder:
+            return None
+        owner = Owner.parse(lease.leader)
+        if owner is None or not owner_gone(owner, self._host):
+            return None
+        return lease.leader
 
     def fence(self) -> Fence:
         """A check for the transaction that starts a scheduled run: raises `NotLeaderError`

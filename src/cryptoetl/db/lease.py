@@ -49,13 +49,16 @@ async def ensure(conn: Connection, name: str) -> None:
     )
 
 
-async def acquire(conn: Connection, name: str, holder: str, seconds: float) -> LeaseRow | None:
+async def acquire(
+    conn: Connection, name: str, holder: str, seconds: float, *, dead_holder: str | None = None
+) -> LeaseRow | None:
     """Take the lease, or renew it when it is already ours; None when another holder has it.
 
-    One statement: it succeeds when the lease is expired or held by `holder`, sets the expiry
-    `seconds` from now, and starts a new term (fencing token + 1, `acquired_at` now) unless
-    `holder` held an unexpired lease. Two replicas racing for an expired lease: the row lock
-    lets one update win; the other re-checks the row it waited for, finds it held, gets None.
+    One statement: it succeeds when the lease is expired or held by `holder` (or by
+    `dead_holder`, a holder the caller knows to be dead), sets the expiry `seconds` from now,
+    and starts a new term (fencing token + 1, `acquired_at` now) unless `holder` held an
+    unexpired lease. Two replicas racing for an expired lease: the row lock lets one update
+    win; the other re-checks the row it waited for, finds it held, gets None.
     """
     row = await conn.fetchrow(
         f"""
@@ -67,12 +70,14 @@ async def acquire(conn: Connection, name: str, holder: str, seconds: float) -> L
             holder = $2,
             renewed_at = clock_timestamp(),
             expires_at = clock_timestamp() + make_interval(secs => $3)
-        WHERE name = $1 AND (holder = $2 OR holder IS NULL OR expires_at <= clock_timestamp())
+        WHERE name = $1 AND (holder = $2 OR holder IS NULL OR expires_at <= clock_timestamp()
+                             OR holder = $4)
         RETURNING {_RETURNING}
         """,  # noqa: S608 - a constant column list, no values
         name,
         holder,
         float(seconds),
+        dead_holder,
     )
     return LeaseRow(*row) if row is not None else None
 
