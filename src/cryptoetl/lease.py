@@ -89,22 +89,9 @@ class LeaderLease:
     async def attempt(self) -> bool:
         """Take or renew the lease once; return whether we lead now."""
         began = self._clock()
-        current: lease_db.LeaseRow | None = None
         try:
             async with asyncio.timeout(self.renew_every), self.pool.acquire() as conn:
-                current = await lease_db.acquire(conn, self.name, self.holder, self.seconds)
-                if current is None:
-                    current = await lease_db.read(conn, self.name)
-                    dead = self._dead(current)
-                    if dead is not None:
-                        current = await lease_db.acquire(
-                            conn, self.name, self.holder, self.seconds, dead_holder=dead
-                        )
-                        if current is not None:
-                            log.warning("scheduler_lease_taken_from_dead_holder", dead=dead)
-                        else:
-                            current = await lease_db.read(conn, self.name)
-                ours = current is not None and current.holder == self.holder
+                ours, current = await self._take(conn)
         except DATABASE_ERRORS as exc:
             if not self._failing:
                 log.warning(
@@ -131,6 +118,21 @@ class LeaderLease:
             self._token = None
             self._leader = current.leader if current is not None else None
         return self.is_leader
+
+    async def _take(self, conn: Connection) -> tuple[bool, lease_db.LeaseRow | None]:
+        """One round: whether we hold the lease now, and the lease as it is."""
+        taken = await lease_db.acquire(conn, self.name, self.holder, self.seconds)
+        if taken is not None:
+            return True, taken
+        current = await lease_db.read(conn, self.name)
+        dead = self._dead(current)
+        if dead is None:
+            return False, current
+        taken = await lease_db.acquire(conn, self.name, self.holder, self.seconds, dead_holder=dead)
+        if taken is None:  # another replica was quicker
+            return False, await lease_db.read(conn, self.name)
+        log.warning("scheduler_lease_taken_from_dead_holder", dead=dead)
+        return True, taken
 
     def _dead(self, lease: lease_db.LeaseRow | None) -> str | None:
         """The lease's unexpired holder when it is a process of this host that is gone (killed

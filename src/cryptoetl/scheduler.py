@@ -36,7 +36,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 from cryptoetl.db.runs import StartedRun
-from cryptoetl.errors import NotLeaderError, ServiceStoppingError
+from cryptoetl.errors import NotLeaderError, RunInProgressError, ServiceStoppingError
 from cryptoetl.lease import LeaderLease
 from cryptoetl.models import RunTrigger
 from cryptoetl.owner import this_process
@@ -127,6 +127,9 @@ class EtlService:
             log.warning("scheduled_run_fenced", trigger=trigger.value, reason=str(exc))
             return
         except ServiceStoppingError:
+            return
+        except RunInProgressError as exc:  # runs kept ending and starting under us: next tick
+            log.warning("scheduled_run_not_started", trigger=trigger.value, error=str(exc))
             return
         except DATABASE_ERRORS as exc:
             log.warning("scheduled_run_not_started", trigger=trigger.value, error=describe(exc))
