@@ -46,6 +46,7 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
 
     from cryptoetl.api.app import create_app
     from cryptoetl.db.pool import prepare_database
+    from cryptoetl.scheduler import open_etl
 
     stop_requested: list[int] = []
     server: uvicorn.Server | None = None
@@ -65,7 +66,7 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
         if stop_requested:
             return EXIT_OK
         config = uvicorn.Config(
-            create_app(settings, database_url=url),
+            create_app(settings, database_url=url, etl=open_etl),
             host=host,
             port=port,
             log_config=None,
