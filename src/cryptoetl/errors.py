@@ -14,7 +14,8 @@ CryptoEtlError
 │   └── RetriesExhaustedError      still transient after MAX_RETRIES retries
 ├── CsvFileError                   a CSV file that cannot be used as a whole
 ├── RunInProgressError             a run of these sources is already in progress
-└── RunEndedError                  a run was ended elsewhere (reaped as dead) while it worked
+├── RunEndedError                  a run was ended elsewhere (reaped as dead) while it worked
+└── AssetOverridesError            the asset overrides file is unreadable or inconsistent
 """
 
 from __future__ import annotations
@@ -154,3 +155,12 @@ class RunEndedError(CryptoEtlError):
             f"{source}: run {run_id} was ended by another process (reaped as dead) while it "
             "was still loading; its last batch was rolled back"
         )
+
+
+class AssetOverridesError(CryptoEtlError):
+    """The asset overrides file cannot be used; `problem` says where in it and what."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"asset overrides {path}: {problem}")

@@ -9,7 +9,9 @@
 `RunInProgressError` names the running runs (or, with `skip_busy=True`, only the free sources
 start). `execute` runs the sources concurrently (see `source_run` for what each outcome
 means), one failing never stopping the others, while a heartbeat task keeps `heartbeat_at`
-fresh so that other processes can tell a live run from a dead one.
+fresh so that other processes can tell a live run from a dead one. When a source's run has
+committed data, the coins it brought are matched to assets (`cryptoetl.assets.sync`) in a
+transaction of its own; a failure there is logged and changes nothing about the run.
 """
 
 from __future__ import annotations
@@ -24,10 +26,11 @@ from dataclasses import dataclass, field
 import aiohttp
 import structlog
 
+from cryptoetl.assets.sync import sync_assets
 from cryptoetl.config import KNOWN_SOURCES, Settings
 from cryptoetl.db import checkpoints, runs
 from cryptoetl.db.pool import Pool
-from cryptoetl.errors import RunInProgressError
+from cryptoetl.errors import AssetOverridesError, RunInProgressError
 from cryptoetl.models import RunTrigger, SourceOutcome
 from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
 from cryptoetl.reaper import reap_dead_runs
@@ -40,6 +43,8 @@ log = structlog.get_logger(__name__)
 
 SessionFactory = Callable[[Settings], AbstractAsyncContextManager[aiohttp.ClientSession]]
 BEGIN_ATTEMPTS = 3
+# What can make the asset mapping step fail without it being a bug.
+MAPPING_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, AssetOverridesError)
 
 __all__ = [
     "Pipeline",
@@ -163,7 +168,7 @@ class Pipeline:
                 return list(
                     await asyncio.gather(
                         *(
-                            run_source(setup, run, self.registry.get(source))
+                            self._run_and_map(setup, run, self.registry.get(source))
                             for source, run in group.runs.items()
                         )
                     )
@@ -172,6 +177,28 @@ class Pipeline:
                 beat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await beat
+
+    async def _run_and_map(
+        self, setup: RunSetup, run: runs.StartedRun, factory: SourceFactory | None
+    ) -> SourceOutcome:
+        """One source's run, then the asset mapping of the coins it brought."""
+        outcome = await run_source(setup, run, factory)
+        if outcome.batches > 0:
+            try:
+                report = await sync_assets(self.pool, sources=[run.source])
+            except MAPPING_ERRORS as exc:
+                log.warning("asset_mapping_failed", source=run.source, error=describe(exc))
+            else:
+                if report.decided:
+                    log.info(
+                        "asset_mapping_updated",
+                        source=run.source,
+                        new_coins=report.new_coins,
+                        changed=report.changed,
+                        assets_created=report.assets_created,
+                        unmapped=report.unmapped,
+                    )
+        return outcome
 
     async def run(
         self,

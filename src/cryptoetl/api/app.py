@@ -25,7 +25,7 @@ from cryptoetl.api.cache import DataCaches
 from cryptoetl.api.errors import install_error_handlers
 from cryptoetl.api.middleware import RequestIdMiddleware
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.routes import data, health, metrics, runs, stats
+from cryptoetl.api.routes import asset_admin, assets, data, health, metrics, runs, stats
 from cryptoetl.api.streaming import EXPORT_SLOTS
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import open_pool, prepare_database
@@ -37,7 +37,9 @@ A PostgreSQL history of cryptocurrency prices, market caps and volumes from Coin
 CoinGecko and CSV files. Every response carries `X-Request-ID`; errors are JSON with the
 request id; a database outage answers 503 with `Retry-After`.
 
-Data: `GET /api/v1/data`. ETL state: `/api/v1/health`, `/api/v1/stats`, `/api/v1/runs`.
+Data: `GET /api/v1/data`. One asset across sources: `GET /api/v1/assets`, `/api/v1/assets/{id}`,
+`/api/v1/assets/{id}/history`, `/api/v1/asset-mappings`. ETL state: `/api/v1/health`,
+`/api/v1/stats`, `/api/v1/runs`.
 Prometheus metrics: `GET /metrics`.
 """
 
@@ -67,7 +69,7 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> FastAP
     app.state.export_slots = asyncio.Semaphore(EXPORT_SLOTS)
     app.state.started_at = datetime.now(UTC)
     install_error_handlers(app)
-    for module in (data, health, stats, runs, metrics):
+    for module in (data, assets, health, stats, runs, metrics, asset_admin):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware, metrics=app.state.metrics)
     return app
