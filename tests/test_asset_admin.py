@@ -17,7 +17,9 @@ from tests.test_assets_mapping import observe
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
-PAPRIKA = "/admin/asset-mappings/coinpaprika/tst-testcoin"
+PINS = "/admin/asset-pins"
+PAPRIKA = "/admin/asset-pins/coinpaprika/tst-testcoin"
+PAPRIKA_COIN = {"source": "coinpaprika", "coin_id": "tst-testcoin"}
 
 
 @pytest.fixture
@@ -46,9 +48,14 @@ async def test_an_admin_call_corrects_a_mapping_and_unpinning_restores_it(
         ("coingecko", "testcoin"),
         ("coinpaprika", "tst-testcoin"),
     }
-    response = await admin.put(
-        PAPRIKA,
-        json={"asset_id": "testcoin-paprika", "symbol": "TST", "name": "Testcoin (Paprika)"},
+    response = await admin.post(
+        PINS,
+        json={
+            **PAPRIKA_COIN,
+            "asset_id": "testcoin-paprika",
+            "symbol": "TST",
+            "name": "Testcoin (Paprika)",
+        },
         headers=AUTH,
     )
     assert response.status_code == 200, response.text
@@ -83,7 +90,9 @@ async def test_an_admin_call_corrects_a_mapping_and_unpinning_restores_it(
 
 async def test_pinning_to_none_keeps_a_coin_out(admin: httpx.AsyncClient) -> None:
     """`asset_id: null` unmaps the coin, whatever matching would say."""
-    response = await admin.put(PAPRIKA, json={"asset_id": None, "note": "bad feed"}, headers=AUTH)
+    response = await admin.post(
+        PINS, json={**PAPRIKA_COIN, "asset_id": None, "note": "bad feed"}, headers=AUTH
+    )
     assert response.status_code == 200
     mapping = response.json()["mapping"]
     assert (mapping["asset_id"], mapping["rule"]) == (None, "pinned_unmapped")
@@ -96,33 +105,34 @@ async def test_an_admin_pin_beats_the_shipped_file_and_waits_for_unseen_coins(
 ) -> None:
     """The shipped file pins csv:btc to bitcoin; an admin pin overrides it, before the coin is
     even loaded, and applies when it is."""
-    response = await admin.put(
-        "/admin/asset-mappings/csv/btc", json={"asset_id": "testcoin"}, headers=AUTH
+    response = await admin.post(
+        PINS, json={"source": "csv", "coin_id": "btc", "asset_id": "testcoin"}, headers=AUTH
     )
     assert response.status_code == 200
     assert response.json()["mapping"] is None  # no csv:btc data yet
     await observe(pool, "csv", "btc", None, "BTC")
     await sync_assets(pool, sources=["csv"])
     assert ("csv", "btc") in await coins_of(admin, "testcoin")
-    response = await admin.delete("/admin/asset-mappings/csv/btc", headers=AUTH)
+    response = await admin.delete(f"{PINS}/csv/btc", headers=AUTH)
     mapping = response.json()["mapping"]
     assert (mapping["asset_id"], mapping["method"]) == ("bitcoin", "file")
 
 
 @pytest.mark.parametrize(
-    ("path", "payload", "where"),
+    ("payload", "where"),
     [
-        ("/admin/asset-mappings/kraken/x", {"asset_id": "testcoin"}, "source"),
-        (PAPRIKA, {"asset_id": "no-such-asset"}, "asset_id"),
-        (PAPRIKA, {"asset_id": "Bad Id", "symbol": "X", "name": "X"}, "asset_id"),
-        (PAPRIKA, {"asset": "testcoin"}, "asset"),
+        ({"source": "kraken", "coin_id": "x", "asset_id": "testcoin"}, "source"),
+        ({**PAPRIKA_COIN, "asset_id": "no-such-asset"}, "asset_id"),
+        ({**PAPRIKA_COIN, "asset_id": "Bad Id", "symbol": "X", "name": "X"}, "asset_id"),
+        ({**PAPRIKA_COIN, "asset": "testcoin"}, "asset"),
+        ({"coin_id": "x", "asset_id": None}, "source"),
     ],
 )
 async def test_bad_pins_are_refused_and_change_nothing(
-    admin: httpx.AsyncClient, pool: Pool, path: str, payload: dict[str, Any], where: str
+    admin: httpx.AsyncClient, pool: Pool, payload: dict[str, Any], where: str
 ) -> None:
     """422 naming what is wrong; no pin, no asset written."""
-    response = await admin.put(path, json=payload, headers=AUTH)
+    response = await admin.post(PINS, json=payload, headers=AUTH)
     assert response.status_code == 422
     assert where in [entry["loc"][-1] for entry in response.json()["detail"]]
     assert await pool.fetchval("SELECT count(*) FROM asset_pins WHERE origin = 'admin'") == 0
@@ -140,7 +150,7 @@ async def test_rebuild_reports_what_it_decided(admin: httpx.AsyncClient) -> None
 @pytest.mark.parametrize(
     ("method", "path"),
     [
-        ("PUT", PAPRIKA),
+        ("POST", PINS),
         ("DELETE", PAPRIKA),
         ("POST", "/admin/assets/rebuild"),
     ],
@@ -152,7 +162,7 @@ async def test_the_admin_routes_are_guarded(
     path: str,
 ) -> None:
     """403 without ADMIN_TOKEN configured; 401 with a wrong token."""
-    body = {"asset_id": None} if method == "PUT" else None
+    body = {**PAPRIKA_COIN, "asset_id": None} if path == PINS else None
     async with make_client(make_settings()) as client:
         response = await client.request(method, path, json=body)
         assert response.status_code == 403

@@ -7,6 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryptoetl.config import KNOWN_SOURCES
+
+SOURCES: list[Any] = list(KNOWN_SOURCES)
+
 
 class _FromAttributes(BaseModel):
     model_config = ConfigDict(from_attributes=True)
@@ -158,6 +162,12 @@ class MappingsPage(BaseModel):
 class PinIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
+    source: str = Field(
+        min_length=1, max_length=100, examples=["csv"], json_schema_extra={"enum": SOURCES}
+    )
+    coin_id: str = Field(
+        min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$", examples=["btc"]
+    )
     asset_id: str | None = Field(
         max_length=100,
         description="The asset to pin the coin to; null keeps the coin unmapped.",

@@ -1,7 +1,7 @@
 """Admin: pin, correct or unpin one coin's asset; rebuild every automatic mapping.
 
-    PUT    /admin/asset-mappings/{source}/{coin_id}   {"asset_id": "bitcoin", "note": "..."}
-    DELETE /admin/asset-mappings/{source}/{coin_id}
+    POST   /admin/asset-pins   {"source": "csv", "coin_id": "btc", "asset_id": "bitcoin"}
+    DELETE /admin/asset-pins/{source}/{coin_id}
     POST   /admin/assets/rebuild
 
 A pin is stored (`asset_pins`, origin `admin`, which wins over the shipped overrides file) and
@@ -36,6 +36,7 @@ from cryptoetl.db.pool import Connection
 router = APIRouter(tags=["admin"])
 
 ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
+    400: {"model": ErrorResponse, "description": "The body is not JSON."},
     401: {"model": ErrorResponse, "description": "No valid `Authorization: Bearer` token."},
     403: {"model": ErrorResponse, "description": "The admin API is disabled (no ADMIN_TOKEN)."},
 }
@@ -50,9 +51,9 @@ def _invalid(where: tuple[str, ...], message: str) -> RequestValidationError:
     return RequestValidationError([{"loc": where, "msg": message, "type": "value_error"}])
 
 
-def _check_source(source: str) -> None:
+def _check_source(source: str, where: str) -> None:
     if source not in KNOWN_SOURCES:
-        raise _invalid(("path", "source"), f"must be one of {', '.join(KNOWN_SOURCES)}")
+        raise _invalid((where, "source"), f"must be one of {', '.join(KNOWN_SOURCES)}")
 
 
 async def _decide_again(conn: Connection, source: str) -> None:
@@ -60,26 +61,21 @@ async def _decide_again(conn: Connection, source: str) -> None:
     await update_mappings(conn, overrides, sources=[source], force=True)
 
 
-@router.put(
-    "/admin/asset-mappings/{source}/{coin_id:path}",
+@router.post(
+    "/admin/asset-pins",
     response_model=PinResult,
     summary="Pin (or correct) one coin's asset",
     description=(
         "Pins `source:coin_id` to `asset_id` (null: keep it unmapped), over automatic matching "
-        "and the shipped overrides file. An unknown `asset_id` is created when `symbol` and "
-        "`name` are given. The coin need not be loaded yet: the pin applies when it is."
+        "and the shipped overrides file; pinning it again replaces the pin. An unknown "
+        "`asset_id` is created when `symbol` and `name` are given. The coin need not be loaded "
+        "yet: the pin applies when it is."
     ),
     responses={**ADMIN_ERRORS, **INVALID, **UNAVAILABLE},
 )
-async def pin_mapping(
-    request: Request,
-    _: AdminDep,
-    pool: PoolDep,
-    source: SourcePath,
-    coin_id: CoinIdPath,
-    pin: PinIn,
-) -> JsonResponse:
-    _check_source(source)
+async def pin_mapping(request: Request, _: AdminDep, pool: PoolDep, pin: PinIn) -> JsonResponse:
+    source, coin_id = pin.source, pin.coin_id
+    _check_source(source, "body")
     created = False
     async with pool.acquire() as conn, conn.transaction():
         await asset_map.lock(conn)
@@ -113,7 +109,7 @@ async def pin_mapping(
 
 
 @router.delete(
-    "/admin/asset-mappings/{source}/{coin_id:path}",
+    "/admin/asset-pins/{source}/{coin_id:path}",
     response_model=UnpinResult,
     summary="Remove one coin's admin pin",
     description=(
@@ -125,7 +121,7 @@ async def pin_mapping(
 async def unpin_mapping(
     request: Request, _: AdminDep, pool: PoolDep, source: SourcePath, coin_id: CoinIdPath
 ) -> JsonResponse:
-    _check_source(source)
+    _check_source(source, "path")
     async with pool.acquire() as conn, conn.transaction():
         await asset_map.lock(conn)
         if not await asset_map.delete_admin_pin(conn, source, coin_id):
