@@ -34,7 +34,7 @@ async def test_rebuild_maps_what_is_loaded_and_a_second_run_changes_nothing(
     code, out, err = await rebuild(db_url)
     assert code == 0, err
     lines = out.splitlines()
-    assert lines[0] == ("coins: 3 (3 new)  mapped: 2  unmapped: 1  changed: 3  assets created: 6")
+    assert lines[0] == ("coins: 3 (3 new)  mapped: 2  unmapped: 1  changed: 3  assets created: 8")
     assert lines[1] == "unmapped by rule: symbol_only 1"
     assert "status=unmapped" in lines[2]
     assert (

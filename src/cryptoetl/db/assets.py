@@ -131,6 +131,10 @@ CROSS JOIN LATERAL (
 WHERE m.asset_id = ANY($1::text[])
 ORDER BY m.asset_id, m.source, l.observed_at DESC, m.coin_id
 """
+# One sort of the asset's observations by (bucket, observed_at, source, coin_id) feeds every
+# aggregate: they all share that order, so PostgreSQL aggregates the sorted input without a
+# sort per bucket; open and close are the first and last prices of the bucket's array, the cap
+# and volume the last non-null ones.
 _HISTORY = """
 WITH obs AS (
     SELECT m.source, u.coin_id, u.observed_at, u.price_usd, u.market_cap, u.volume_24h
@@ -143,22 +147,26 @@ WITH obs AS (
           AND u.observed_at < coalesce($4::timestamptz, 'infinity')
     ) AS u
     WHERE m.asset_id = $1 AND ($2::text IS NULL OR m.source = $2)
+), buckets AS (
+    SELECT date_trunc($5, observed_at, 'UTC') AS start,
+           array_agg(price_usd ORDER BY observed_at, source, coin_id) AS prices,
+           max(price_usd) AS high,
+           min(price_usd) AS low,
+           array_agg(market_cap ORDER BY observed_at, source, coin_id)
+               FILTER (WHERE market_cap IS NOT NULL) AS caps,
+           array_agg(volume_24h ORDER BY observed_at, source, coin_id)
+               FILTER (WHERE volume_24h IS NOT NULL) AS volumes,
+           array_agg(source ORDER BY observed_at, source, coin_id) AS sources
+    FROM obs
+    GROUP BY 1
+    ORDER BY 1
+    LIMIT $6
 )
-SELECT date_trunc($5, observed_at, 'UTC') AS start,
-       (array_agg(price_usd ORDER BY observed_at, source, coin_id))[1] AS open,
-       max(price_usd) AS high,
-       min(price_usd) AS low,
-       (array_agg(price_usd ORDER BY observed_at DESC, source DESC, coin_id DESC))[1] AS close,
-       (array_agg(market_cap ORDER BY observed_at DESC, source DESC, coin_id DESC)
-            FILTER (WHERE market_cap IS NOT NULL))[1] AS market_cap,
-       (array_agg(volume_24h ORDER BY observed_at DESC, source DESC, coin_id DESC)
-            FILTER (WHERE volume_24h IS NOT NULL))[1] AS volume_24h,
-       count(*) AS count,
-       array_agg(DISTINCT source) AS sources
-FROM obs
-GROUP BY 1
-ORDER BY 1
-LIMIT $6
+SELECT start, prices[1] AS open, high, low, prices[cardinality(prices)] AS close,
+       caps[cardinality(caps)] AS market_cap, volumes[cardinality(volumes)] AS volume_24h,
+       cardinality(prices) AS count, sources
+FROM buckets
+ORDER BY start
 """
 _MAPPING_COLUMNS = """
     source, coin_id, asset_id, name, symbol, rule, confidence, method, reason, evidence,
@@ -311,7 +319,7 @@ async def asset_history(
             r["market_cap"],
             r["volume_24h"],
             r["count"],
-            tuple(sorted(r["sources"])),
+            tuple(sorted(set(r["sources"]))),
         )
         for r in rows[:limit]
     ]
