@@ -4,6 +4,7 @@ idempotence, and the pipeline's step."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -19,6 +20,7 @@ from tests.assets_data import at
 from tests.upstream import Upstream
 
 NO_OVERRIDES = parse_overrides("{}", "none")
+SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample.csv"
 
 
 async def observe(
@@ -158,3 +160,23 @@ async def test_a_failing_mapping_step_leaves_the_run_successful(
     assert len(failed) == 1
     assert failed[0]["source"] == "coinpaprika"
     assert "asset_pins" in failed[0]["error"]
+
+
+async def test_the_shipped_sample_is_four_assets_by_the_shipped_pins(
+    make_settings: Callable[..., Settings], pool: Pool, client: httpx.AsyncClient
+) -> None:
+    """data/sample.csv names its coins without symbols; the shipped pins make them assets."""
+    settings = make_settings(csv_file_path=str(SAMPLE), enabled_sources=["csv"])
+    (outcome,) = await Pipeline(settings, pool).run(["csv"], RunTrigger.CLI)
+    assert outcome.status is RunStatus.SUCCESS
+    rows = await pool.fetch("SELECT coin_id, asset_id, rule, method FROM asset_mappings")
+    assert {tuple(r) for r in rows} == {
+        ("ardor", "ardor", "pinned", "file"),
+        ("bitcoin", "bitcoin", "pinned", "file"),
+        ("ethereum", "ethereum", "pinned", "file"),
+        ("ripple", "xrp", "pinned", "file"),
+    }
+    body = (await client.get("/api/v1/assets", params={"symbol": "btc"})).json()
+    (bitcoin,) = body["assets"]
+    assert [q["source"] for q in bitcoin["sources"]] == ["csv"]
+    assert bitcoin["sources"][0]["price_usd"] == 8253.55  # the file's last Bitcoin close

@@ -309,20 +309,14 @@ async def asset_history(
         unit,
         limit + 1,
     )
-    buckets = [
-        Bucket(
-            r["start"],
-            r["open"],
-            r["high"],
-            r["low"],
-            r["close"],
-            r["market_cap"],
-            r["volume_24h"],
-            r["count"],
-            tuple(sorted(set(r["sources"]))),
-        )
-        for r in rows[:limit]
-    ]
+    buckets: list[Bucket] = []
+    source_sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # few distinct ones: convert once
+    for start, open_, high, low, close, cap, volume, count, sources in rows[:limit]:
+        key = tuple(sources)
+        distinct = source_sets.get(key)
+        if distinct is None:
+            distinct = source_sets[key] = tuple(sorted(set(key)))
+        buckets.append(Bucket(start, open_, high, low, close, cap, volume, count, distinct))
     next_since = rows[limit]["start"] if len(rows) > limit else None
     return History(buckets, next_since)
 
