@@ -56,6 +56,27 @@ async def load_fixtures(url: str, csv_dir: Path, data_dir: Path) -> list[SourceO
     return outcomes
 
 
+async def observe(
+    pool: Pool,
+    source: str,
+    coin_id: str,
+    name: str | None,
+    symbol: str | None,
+    when: str = "2025-03-01 10:00:00",
+    price: float = 1.0,
+) -> None:
+    await pool.execute(
+        "INSERT INTO unified_crypto_data (coin_id, name, symbol, price_usd, source, observed_at,"
+        " run_id) VALUES ($1, $2, $3, $4, $5, $6, 0)",
+        coin_id,
+        name,
+        symbol,
+        price,
+        source,
+        at(when),
+    )
+
+
 def at(text: str) -> datetime:
     """`2025-03-01 10:20` (UTC)."""
     return datetime.fromisoformat(text).replace(tzinfo=UTC)

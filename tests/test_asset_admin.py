@@ -12,8 +12,7 @@ import pytest
 from cryptoetl.assets.sync import sync_assets
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
-from tests.assets_data import load_series
-from tests.test_assets_mapping import observe
+from tests.assets_data import load_series, observe
 
 TOKEN = "s3cret-admin-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

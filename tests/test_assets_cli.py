@@ -5,9 +5,8 @@ from __future__ import annotations
 import asyncio
 
 from cryptoetl.db.pool import Pool
-from tests.assets_data import load_series
+from tests.assets_data import load_series, observe
 from tests.support import CRYPTOETL, clean_env
-from tests.test_assets_mapping import observe
 
 
 async def rebuild(db_url: str) -> tuple[int, str, str]:

@@ -16,32 +16,11 @@ from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 from cryptoetl.models import RunStatus, RunTrigger
 from cryptoetl.pipeline import Pipeline
-from tests.assets_data import at
+from tests.assets_data import observe
 from tests.upstream import Upstream
 
 NO_OVERRIDES = parse_overrides("{}", "none")
 SAMPLE = Path(__file__).resolve().parents[1] / "data" / "sample.csv"
-
-
-async def observe(
-    pool: Pool,
-    source: str,
-    coin_id: str,
-    name: str | None,
-    symbol: str | None,
-    when: str = "2025-03-01 10:00:00",
-    price: float = 1.0,
-) -> None:
-    await pool.execute(
-        "INSERT INTO unified_crypto_data (coin_id, name, symbol, price_usd, source, observed_at,"
-        " run_id) VALUES ($1, $2, $3, $4, $5, $6, 0)",
-        coin_id,
-        name,
-        symbol,
-        price,
-        source,
-        at(when),
-    )
 
 
 async def mapping(pool: Pool, source: str, coin_id: str) -> dict[str, Any]:
