@@ -27,8 +27,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -53,20 +51,14 @@ YEAR_END = START + timedelta(hours=HOURS)
 ASSET = "benchcoin"
 
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "bench"))
 
+from api import free_port, stop, wait_ready  # noqa: E402
 from cryptoetl.assets.sync import sync_assets  # noqa: E402
 from cryptoetl.db import assets as asset_queries  # noqa: E402
 from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
 from cryptoetl.db.migrate import migrate  # noqa: E402
 from cryptoetl.db.pool import Pool, ensure_database, open_pool  # noqa: E402
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
 
 # -- data ---------------------------------------------------------------------------------------
 _INSERT = """
@@ -139,34 +131,14 @@ def start_serve(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], 
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "WARNING",
         "ETL_RUN_ON_STARTUP": "false",
-        "ETL_INTERVAL_SECONDS": str(7 * 24 * 3600),
+        "ETL_INTERVAL_SECONDS": str(7 * 24 * 3600),  # no scheduled run writes to the bench data
     }
     cli = Path(sys.executable).parent / "cryptoetl"
     with log.open("wb") as out:
         process = subprocess.Popen([str(cli), "serve"], env=env, stdout=out, stderr=out)
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise SystemExit(f"cryptoetl serve exited with {process.returncode}; see {log}")
-        try:
-            if httpx.get(f"{base}/api/v1/health", timeout=2).status_code in (200, 503):
-                return process, base
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.2)
-    process.kill()
-    raise SystemExit(f"cryptoetl serve not ready; see {log}")
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+    wait_ready(f"{base}/api/v1/health", process)
+    return process, base
 
 
 # -- timing -------------------------------------------------------------------------------------

@@ -56,9 +56,24 @@ def _check_source(source: str, where: str) -> None:
         raise _invalid((where, "source"), f"must be one of {', '.join(KNOWN_SOURCES)}")
 
 
-async def _decide_again(conn: Connection, source: str) -> None:
+async def _decide_again(
+    conn: Connection, source: str, coin_id: str
+) -> asset_queries.Mapping | None:
+    """Decide every coin again after a pin changed; the coin's decision now."""
     overrides = await asyncio.to_thread(load_overrides)
     await update_mappings(conn, overrides, sources=[source], force=True)
+    return await asset_queries.get_mapping(conn, source, coin_id)
+
+
+def _answer(
+    request: Request,
+    source: str,
+    coin_id: str,
+    mapping: asset_queries.Mapping | None,
+    **extra: object,
+) -> JsonResponse:
+    body = {"source": source, "coin_id": coin_id, **extra, "mapping": mapping}
+    return JsonResponse({**body, "request_id": request_id_of(request)})
 
 
 @router.post(
@@ -94,18 +109,8 @@ async def pin_mapping(request: Request, _: AdminDep, pool: PoolDep, pin: PinIn) 
             asset = Asset(target, pin.symbol, pin.name, is_derivative(pin.name), Method.ADMIN)
             created = await asset_map.insert_assets(conn, [asset]) == 1
         await asset_map.set_admin_pin(conn, source, coin_id, target, pin.note)
-        await _decide_again(conn, source)
-        mapping = await asset_queries.get_mapping(conn, source, coin_id)
-    return JsonResponse(
-        {
-            "source": source,
-            "coin_id": coin_id,
-            "pinned_asset_id": target,
-            "asset_created": created,
-            "mapping": mapping,
-            "request_id": request_id_of(request),
-        }
-    )
+        mapping = await _decide_again(conn, source, coin_id)
+    return _answer(request, source, coin_id, mapping, pinned_asset_id=target, asset_created=created)
 
 
 @router.delete(
@@ -126,16 +131,8 @@ async def unpin_mapping(
         await asset_map.lock(conn)
         if not await asset_map.delete_admin_pin(conn, source, coin_id):
             raise HTTPException(404, f"{source}:{coin_id} has no admin pin")
-        await _decide_again(conn, source)
-        mapping = await asset_queries.get_mapping(conn, source, coin_id)
-    return JsonResponse(
-        {
-            "source": source,
-            "coin_id": coin_id,
-            "mapping": mapping,
-            "request_id": request_id_of(request),
-        }
-    )
+        mapping = await _decide_again(conn, source, coin_id)
+    return _answer(request, source, coin_id, mapping)
 
 
 @router.post(

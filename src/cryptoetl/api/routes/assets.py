@@ -56,8 +56,27 @@ def _stale_after(settings: Settings) -> float:
     return float(settings.etl_interval_seconds * STALE_INTERVALS)
 
 
+PageParam = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
+
+
 def _asset_json(view: asset_queries.AssetView) -> dict[str, Any]:
     return dataclasses.asdict(view)
+
+
+def _paged(
+    request: Request, key: str, items: list[Any], total: int, page: int, page_size: int
+) -> JsonResponse:
+    """A page of `items` under `key`, with the total and the request's id and latency."""
+    return JsonResponse(
+        {
+            key: items,
+            "total": total,
+            "page": page,
+            "page_size": page_size,
+            "request_id": request_id_of(request),
+            "api_latency_ms": latency_ms(request),
+        }
+    )
 
 
 @router.get(
@@ -79,7 +98,7 @@ async def search_assets(
     q: Annotated[TextParam, Query(description="Symbol, or part of the name or id.")] = None,
     symbol: Annotated[TextParam, Query(description="Exact symbol, any case.")] = None,
     name: Annotated[TextParam, Query(description="Part of the name, any case.")] = None,
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page: PageParam = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_ASSETS_PAGE_SIZE)] = 20,
 ) -> JsonResponse:
     async with pool.acquire() as conn:
@@ -92,16 +111,7 @@ async def search_assets(
             offset=(page - 1) * page_size,
             stale_after_seconds=_stale_after(settings),
         )
-    return JsonResponse(
-        {
-            "assets": [_asset_json(view) for view in views],
-            "total": total,
-            "page": page,
-            "page_size": page_size,
-            "request_id": request_id_of(request),
-            "api_latency_ms": latency_ms(request),
-        }
-    )
+    return _paged(request, "assets", [_asset_json(v) for v in views], total, page, page_size)
 
 
 @router.get(
@@ -198,7 +208,7 @@ async def list_mappings(
         Literal["mapped", "unmapped"] | None, Query(description="Only mapped, or unmapped, coins.")
     ] = None,
     asset_id: Annotated[TextParam, Query(description="Only coins mapped to this asset.")] = None,
-    page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
+    page: PageParam = 1,
     page_size: Annotated[int, Query(ge=1, le=MAX_MAPPINGS_PAGE_SIZE)] = 100,
 ) -> JsonResponse:
     async with pool.acquire() as conn:
@@ -210,13 +220,4 @@ async def list_mappings(
             limit=page_size,
             offset=(page - 1) * page_size,
         )
-    return JsonResponse(
-        {
-            "mappings": rows,
-            "total": total,
-            "page": page,
-            "page_size": page_size,
-            "request_id": request_id_of(request),
-            "api_latency_ms": latency_ms(request),
-        }
-    )
+    return _paged(request, "mappings", rows, total, page, page_size)
