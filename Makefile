@@ -13,7 +13,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 .DEFAULT_GOAL := help
 # `docker compose` (the plugin), else the standalone `docker-compose`.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-.PHONY: help run test lint fmt migrate etl health stats data up down logs clean bench-api
+.PHONY: help run test lint fmt migrate etl health stats data up down logs clean bench-api bench-assets
 
 help: ## list every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -85,3 +85,7 @@ clean: ## remove the containers, the built image AND the database volume (delete
 bench-api: $(DEV_STAMP) ## the API bench: 1,000,000 rows, a real server, wrk (see docs/benchmarks.md)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/api_ingest_cost.py
+
+bench-assets: $(DEV_STAMP) ## the assets bench: a year of hourly history among 1,000,000 rows (docs/benchmarks.md)
+	$(BIN)/python bench/assets.py
+	$(BIN)/python bench/assets_index_cost.py

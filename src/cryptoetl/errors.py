@@ -16,7 +16,8 @@ CryptoEtlError
 ├── RunInProgressError             a run of these sources is already in progress
 ├── RunEndedError                  a run was ended elsewhere (reaped as dead) while it worked
 ├── NotLeaderError                 the scheduler lease is no longer ours: start no scheduled run
-└── ServiceStoppingError           the service is shutting down: start no new run
+├── ServiceStoppingError           the service is shutting down: start no new run
+└── AssetOverridesError            the asset overrides file is unreadable or inconsistent
 """
 
 from __future__ import annotations
@@ -177,3 +178,12 @@ class ServiceStoppingError(CryptoEtlError):
 
     def __init__(self) -> None:
         super().__init__("the service is stopping; no new run is started")
+
+
+class AssetOverridesError(CryptoEtlError):
+    """The asset overrides file cannot be used; `problem` says where in it and what."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"asset overrides {path}: {problem}")

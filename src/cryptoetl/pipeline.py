@@ -10,7 +10,9 @@
 start; a `fence`, checked inside that same transaction, can veto the start: the scheduler's
 lease check). `execute` runs the sources concurrently (see `source_run` for what each outcome
 means), one failing never stopping the others, while a heartbeat task keeps `heartbeat_at`
-fresh so that other processes can tell a live run from a dead one.
+fresh so that other processes can tell a live run from a dead one. When a source's run has
+committed data, the coins it brought are matched to assets (`cryptoetl.assets.sync`) in a
+transaction of its own; a failure there is logged and changes nothing about the run.
 """
 
 from __future__ import annotations
@@ -25,10 +27,11 @@ from dataclasses import dataclass, field
 import aiohttp
 import structlog
 
+from cryptoetl.assets.sync import sync_assets
 from cryptoetl.config import KNOWN_SOURCES, Settings
 from cryptoetl.db import checkpoints, runs
 from cryptoetl.db.pool import Connection, Pool
-from cryptoetl.errors import RunInProgressError
+from cryptoetl.errors import AssetOverridesError, RunInProgressError
 from cryptoetl.models import RunTrigger, SourceOutcome
 from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
 from cryptoetl.reaper import reap_dead_runs
@@ -44,6 +47,8 @@ SessionFactory = Callable[[Settings], AbstractAsyncContextManager[aiohttp.Client
 # Called inside `begin`'s transaction before any run row is inserted; raises to start nothing.
 Fence = Callable[[Connection], Awaitable[None]]
 BEGIN_ATTEMPTS = 3
+# What can make the asset mapping step fail without it being a bug.
+MAPPING_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, AssetOverridesError)
 
 __all__ = [
     "Fence",
@@ -180,7 +185,7 @@ class Pipeline:
                 return list(
                     await asyncio.gather(
                         *(
-                            run_source(setup, run, self.registry.get(source))
+                            self._run_and_map(setup, run, self.registry.get(source))
                             for source, run in group.runs.items()
                         )
                     )
@@ -189,6 +194,28 @@ class Pipeline:
                 beat.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
                     await beat
+
+    async def _run_and_map(
+        self, setup: RunSetup, run: runs.StartedRun, factory: SourceFactory | None
+    ) -> SourceOutcome:
+        """One source's run, then the asset mapping of the coins it brought."""
+        outcome = await run_source(setup, run, factory)
+        if outcome.batches > 0:
+            try:
+                report = await sync_assets(self.pool, sources=[run.source])
+            except MAPPING_ERRORS as exc:
+                log.warning("asset_mapping_failed", source=run.source, error=describe(exc))
+            else:
+                if report.decided:
+                    log.info(
+                        "asset_mapping_updated",
+                        source=run.source,
+                        new_coins=report.new_coins,
+                        changed=report.changed,
+                        assets_created=report.assets_created,
+                        unmapped=report.unmapped,
+                    )
+        return outcome
 
     async def run(
         self,

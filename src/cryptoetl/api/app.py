@@ -34,7 +34,16 @@ from cryptoetl.api.errors import DATABASE_DOWN, install_error_handlers
 from cryptoetl.api.etl import EtlFactory
 from cryptoetl.api.middleware import RequestIdMiddleware
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.routes import admin, data, health, metrics, runs, stats
+from cryptoetl.api.routes import (
+    admin,
+    asset_admin,
+    assets,
+    data,
+    health,
+    metrics,
+    runs,
+    stats,
+)
 from cryptoetl.api.streaming import EXPORT_SLOTS
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import open_pool, prepare_database
@@ -51,7 +60,9 @@ A PostgreSQL history of cryptocurrency prices, market caps and volumes from Coin
 CoinGecko and CSV files. Every response carries `X-Request-ID`; errors are JSON with the
 request id; a database outage answers 503 with `Retry-After`.
 
-Data: `GET /api/v1/data`. ETL state: `/api/v1/health`, `/api/v1/stats`, `/api/v1/runs`.
+Data: `GET /api/v1/data`. One asset across sources: `GET /api/v1/assets`, `/api/v1/assets/{id}`,
+`/api/v1/assets/{id}/history`, `/api/v1/asset-mappings`. ETL state: `/api/v1/health`,
+`/api/v1/stats`, `/api/v1/runs`.
 Prometheus metrics: `GET /metrics`.
 """
 
@@ -95,7 +106,7 @@ def create_app(
     app.state.started_at = datetime.now(UTC)
     app.state.etl = None
     install_error_handlers(app)
-    for module in (data, health, stats, runs, metrics, admin):
+    for module in (data, assets, health, stats, runs, metrics, admin, asset_admin):
         app.include_router(module.router)
     app.add_middleware(RequestIdMiddleware, metrics=app.state.metrics)
     return app
