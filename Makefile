@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 API_URL ?= http://localhost:8000
+ENV_FILE ?= .env
+SOURCES ?=
 # Installs are redone only when pyproject.toml changes (the stamp files are older than it).
 RUN_STAMP := $(VENV)/.installed-run
 DEV_STAMP := $(VENV)/.installed-dev
@@ -11,7 +13,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 .DEFAULT_GOAL := help
 # `docker compose` (the plugin), else the standalone `docker-compose`.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-.PHONY: help run test lint fmt migrate etl health stats data up down logs clean bench-api bench-web
+.PHONY: help run test lint fmt migrate etl health stats data up down logs clean bench-api bench-assets bench-web
 
 help: ## list every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -48,8 +50,15 @@ fmt: $(DEV_STAMP) ## format and auto-fix with ruff
 migrate: $(RUN_STAMP) ## apply pending migrations to the configured database
 	$(BIN)/cryptoetl migrate
 
-etl: ## trigger an ETL run on the running service (needs ADMIN_TOKEN)
-	@curl -sS -X POST -H "Authorization: Bearer $${ADMIN_TOKEN}" "$(API_URL)/admin/etl/run"; echo
+# `make etl`: ADMIN_TOKEN from the environment, else from $(ENV_FILE); SOURCES="csv coingecko"
+# runs only those. The token goes to curl on stdin, never on a command line `ps` can show.
+etl: ## trigger an ETL run on the running service (ADMIN_TOKEN from the env or .env; SOURCES="a b")
+	@token="$${ADMIN_TOKEN:-$$(sed -nE 's/^[[:space:]]*(export[[:space:]]+)?ADMIN_TOKEN[[:space:]]*=[[:space:]]*//p' \
+		"$(ENV_FILE)" 2>/dev/null | tail -n 1 | sed -E "s/[[:space:]]+$$//; s/^(['\"])(.*)\1$$/\2/")}"; \
+	if [ -z "$$token" ]; then echo "make etl: set ADMIN_TOKEN in the environment or in $(ENV_FILE)" >&2; exit 2; fi; \
+	query=""; for source in $(SOURCES); do query="$$query&source=$$source"; done; \
+	printf 'Authorization: Bearer %s\n' "$$token" | curl -sS --fail-with-body -X POST -H @- \
+		"$(API_URL)/admin/etl/run?$${query#&}"; code=$$?; echo; exit $$code
 
 health: ## GET /api/v1/health of the running service
 	@curl -sS "$(API_URL)/api/v1/health"; echo
@@ -76,6 +85,10 @@ clean: ## remove the containers, the built image AND the database volume (delete
 bench-api: $(DEV_STAMP) ## the API bench: 1,000,000 rows, a real server, wrk (see docs/benchmarks.md)
 	$(BIN)/python bench/api.py
 	$(BIN)/python bench/api_ingest_cost.py
+
+bench-assets: $(DEV_STAMP) ## the assets bench: a year of hourly history among 1,000,000 rows (docs/benchmarks.md)
+	$(BIN)/python bench/assets.py
+	$(BIN)/python bench/assets_index_cost.py
 
 bench-web: $(DEV_STAMP) ## the dashboard bench: each page's latency on 1,000,000 rows (see docs/benchmarks.md)
 	$(BIN)/python bench/pages.py

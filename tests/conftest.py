@@ -4,7 +4,8 @@
 - `db_url`: a new database for the test, cloned from a migrated template (fast), dropped after.
 - `pool`: an asyncpg pool on that database.
 - `make_settings(...)`: Settings pointing at that database, with no `.env` and no stray env.
-- `make_client(settings)`: the real app, lifespan and all, through `httpx.ASGITransport`.
+- `make_client(settings, **options)`: the real app (`create_app(settings, **options)`),
+  lifespan and all, through `httpx.ASGITransport`.
 - `serve(env)`: a real `cryptoetl serve` subprocess on a free port, stopped at teardown.
 - `upstream`: the loopback CoinGecko + CoinPaprika servers of `tests/upstream.py`.
 - `source_settings(...)`: Settings pointing both HTTP sources at `upstream`, with fast retries
@@ -142,13 +143,14 @@ def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
 
 
 @pytest.fixture
-def make_client() -> Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]:
-    """The real app for `settings`, lifespan included, as an in-process httpx client."""
+def make_client() -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
+    """The real app for `settings`, lifespan included, as an in-process httpx client;
+    keyword arguments go to `create_app` (`etl=open_etl` adds the scheduler and the trigger)."""
     from cryptoetl.api.app import create_app
 
     @asynccontextmanager
-    async def make(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-        app = create_app(settings)
+    async def make(settings: Settings, **options: Any) -> AsyncIterator[httpx.AsyncClient]:
+        app = create_app(settings, **options)
         async with app.router.lifespan_context(app):
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as c:

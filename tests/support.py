@@ -14,7 +14,16 @@ from pathlib import Path
 
 import httpx
 
+from tests.upstream import Upstream
+
 CRYPTOETL = str(Path(sys.executable).parent / "cryptoetl")
+
+
+def dead_pid() -> int:
+    """The pid of a process that has exited."""
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
 
 
 def free_port() -> int:
@@ -22,6 +31,24 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def loopback_env(db_url: str, upstream: Upstream, **extra: str) -> dict[str, str]:
+    """A clean environment for a `cryptoetl` subprocess on `db_url` whose HTTP sources read
+    the loopback `upstream`: no pacing, quick retries, coingecko and coinpaprika only."""
+    values = {
+        "DATABASE_URL": db_url,
+        "COINGECKO_BASE_URL": upstream.coingecko_url,
+        "COINPAPRIKA_BASE_URL": upstream.coinpaprika_url,
+        "COINGECKO_REQUESTS_PER_MINUTE": "60000",
+        "COINPAPRIKA_REQUESTS_PER_MINUTE": "60000",
+        "RATE_LIMIT_DELAY": "0",
+        "INITIAL_RETRY_DELAY": "0.05",
+        "MAX_RETRY_DELAY": "0.2",
+        "ENABLED_SOURCES": "coingecko,coinpaprika",
+        "LOG_LEVEL": "WARNING",
+    }
+    return clean_env(**{**values, **extra})
 
 
 def clean_env(**values: str) -> dict[str, str]:

@@ -12,7 +12,7 @@ import pytest
 
 from cryptoetl.db.pool import Pool
 from cryptoetl.progress import SUMMARY_COLUMNS
-from tests.support import CRYPTOETL, clean_env, free_port
+from tests.support import CRYPTOETL, clean_env, free_port, loopback_env
 from tests.upstream import Upstream
 
 TABLES = ("raw_coingecko", "raw_coinpaprika", "unified_crypto_data", "rejected_records")
@@ -30,22 +30,6 @@ class Finished:
         lines = self.stdout.strip().splitlines()
         assert tuple(lines[0].split()) == SUMMARY_COLUMNS
         return {line.split()[0]: line.split(maxsplit=8) for line in lines[1:]}
-
-
-def etl_env(db_url: str, upstream: Upstream, **extra: str) -> dict[str, str]:
-    values = {
-        "DATABASE_URL": db_url,
-        "COINGECKO_BASE_URL": upstream.coingecko_url,
-        "COINPAPRIKA_BASE_URL": upstream.coinpaprika_url,
-        "COINGECKO_REQUESTS_PER_MINUTE": "60000",
-        "COINPAPRIKA_REQUESTS_PER_MINUTE": "60000",
-        "RATE_LIMIT_DELAY": "0",
-        "INITIAL_RETRY_DELAY": "0.05",
-        "MAX_RETRY_DELAY": "0.2",
-        "ENABLED_SOURCES": "coingecko,coinpaprika",
-        "LOG_LEVEL": "WARNING",
-    }
-    return clean_env(**{**values, **extra})
 
 
 async def start_etl(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
@@ -79,7 +63,7 @@ async def test_two_cli_runs_load_once_and_then_report_unchanged(
 ) -> None:
     """Exit 0 twice; the second run adds no row anywhere and its summary says unchanged."""
     upstream.coingecko_pages = 2
-    env = etl_env(db_url, upstream, COINGECKO_PAGES="2")
+    env = loopback_env(db_url, upstream, COINGECKO_PAGES="2")
 
     first = await etl(env)
     assert first.code == 0, first.stderr
@@ -104,7 +88,7 @@ async def test_a_down_upstream_fails_its_source_and_the_run_exits_1(
 ) -> None:
     """Nothing listens for CoinPaprika: it fails with the reason everywhere; CoinGecko loads."""
     down = f"http://127.0.0.1:{free_port()}/v1"
-    env = etl_env(db_url, upstream, COINPAPRIKA_BASE_URL=down, MAX_RETRIES="1")
+    env = loopback_env(db_url, upstream, COINPAPRIKA_BASE_URL=down, MAX_RETRIES="1")
 
     finished = await etl(env)
 
@@ -143,7 +127,7 @@ async def test_sigkill_mid_load_then_rerun_gives_exact_rows(
     pages = 40
     upstream.coingecko_pages = pages
     upstream.delay["coingecko"] = 0.05
-    env = etl_env(db_url, upstream, COINGECKO_PAGES=str(pages))
+    env = loopback_env(db_url, upstream, COINGECKO_PAGES=str(pages))
 
     process = await start_etl(env, "--source", "coingecko")
     for _ in range(600):

@@ -39,3 +39,34 @@ async def test_log_lines_of_a_request_carry_its_id(
     assert len(access[1]["request_id"]) == 36
     assert isinstance(first["duration_ms"], float)
     assert "request_id" not in lines[-1]
+
+
+def test_direct_access_line_matches_a_structlog_line() -> None:
+    """The fast JSON access writer renders the same fields a structlog event would, masked."""
+    from cryptoetl.log import access_writer
+
+    stream = io.StringIO()
+    configure_logging("INFO", "json", ["hidden-token-1"], stream=stream)
+    write = access_writer()
+    assert write is not None
+    write("rid-1", "GET", "/x/hidden-token-1", 200, 1.5)
+    structlog.get_logger("cryptoetl.access").info(
+        "request", method="GET", path="/x/hidden-token-1", status=200, duration_ms=1.5
+    )
+    direct, logged = (json.loads(line) for line in stream.getvalue().splitlines())
+    assert direct.pop("request_id") == "rid-1"
+    assert set(direct) == set(logged)
+    assert direct.pop("timestamp").endswith("Z")
+    assert logged.pop("timestamp").endswith("Z")
+    assert direct == logged
+    assert direct["path"] == "/x/***"
+
+
+def test_no_direct_writer_for_console_or_quiet_logs() -> None:
+    """Console lines and LOG_LEVEL above INFO keep the structlog path (or none)."""
+    from cryptoetl.log import access_writer
+
+    configure_logging("INFO", "console", [], stream=io.StringIO())
+    assert access_writer() is None
+    configure_logging("WARNING", "json", [], stream=io.StringIO())
+    assert access_writer() is None

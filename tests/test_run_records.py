@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import subprocess
-import sys
 from collections.abc import Callable
 
 import pytest
@@ -18,18 +16,12 @@ from cryptoetl.models import RunStatus, RunTrigger
 from cryptoetl.owner import Owner, death_reason, this_process
 from cryptoetl.pipeline import Pipeline, reap_dead_runs
 from tests.pipeline_fakes import T0, FakeFeed, pages, registry
+from tests.support import dead_pid
 
 
 @pytest.fixture
 def settings(make_settings: Callable[..., Settings]) -> Settings:
     return make_settings(enabled_sources="coingecko,coinpaprika")
-
-
-def dead_pid() -> int:
-    """The pid of a process that has exited."""
-    child = subprocess.Popen([sys.executable, "-c", "pass"])
-    child.wait()
-    return child.pid
 
 
 async def insert_running(pool: Pool, source: str, owner: str, heartbeat_age: float = 0) -> int:

@@ -1,4 +1,4 @@
-"""The `cryptoetl` command: serve, migrate, etl run.
+"""The `cryptoetl` command: serve, migrate, etl run, assets rebuild.
 
 Every command reads the settings once, sets up logging, and turns the errors a user can fix
 (a bad setting, an unreachable database, an edited migration) into one line on stderr and a
@@ -46,6 +46,7 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
 
     from cryptoetl.api.app import create_app
     from cryptoetl.db.pool import prepare_database
+    from cryptoetl.scheduler import open_etl
 
     stop_requested: list[int] = []
     server: uvicorn.Server | None = None
@@ -65,7 +66,7 @@ async def _serve(settings: Settings, host: str, port: int) -> int:
         if stop_requested:
             return EXIT_OK
         config = uvicorn.Config(
-            create_app(settings, database_url=url),
+            create_app(settings, database_url=url, etl=open_etl),
             host=host,
             port=port,
             log_config=None,
@@ -121,6 +122,26 @@ async def _etl_run(settings: Settings, sources: Sequence[str] | None) -> int:
     return EXIT_FAILURE
 
 
+async def _assets_rebuild(settings: Settings) -> int:
+    """Decide every coin's asset again, from each coin's newest name and symbol."""
+    from cryptoetl.assets.sync import sync_assets
+    from cryptoetl.db.pool import open_pool, prepare_database
+
+    async with prepare_database(settings) as url, open_pool(url, max_size=2) as pool:
+        report = await sync_assets(pool, refresh=True, force=True)
+    coins = report.mapped + report.unmapped
+    print(
+        f"coins: {coins:,} ({report.new_coins:,} new)  mapped: {report.mapped:,}  "
+        f"unmapped: {report.unmapped:,}  changed: {report.changed:,}  "
+        f"assets created: {report.assets_created:,}"
+    )
+    if report.unmapped_by_rule:
+        reasons = ", ".join(f"{rule} {n:,}" for rule, n in report.unmapped_by_rule.items())
+        print(f"unmapped by rule: {reasons}")
+        print("the list, with reasons: GET /api/v1/asset-mappings?status=unmapped")
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cryptoetl",
@@ -159,6 +180,17 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a source to run (repeatable; one of {', '.join(KNOWN_SOURCES)}); "
         "default: ENABLED_SOURCES",
     )
+
+    assets = commands.add_parser("assets", help="the canonical assets across sources")
+    asset_commands = assets.add_subparsers(dest="assets_command", required=True, metavar="COMMAND")
+    asset_commands.add_parser(
+        "rebuild",
+        help="decide every coin's asset again (pins stay); prints what changed",
+        description=(
+            "Read every coin's name and symbol again from its newest observation, apply the "
+            "shipped overrides, and re-derive every automatic mapping; pins stay. Idempotent."
+        ),
+    )
     return parser
 
 
@@ -178,6 +210,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(_migrate(settings))
         if args.command == "etl":
             return _run(_etl_run(settings, args.source))
+        if args.command == "assets":
+            return _run(_assets_rebuild(settings))
     except CryptoEtlError as exc:
         print(f"cryptoetl: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -83,7 +83,7 @@ class Settings(BaseSettings):
     http_connect_timeout: float = Field(default=10.0, gt=0, le=600)
     http_read_timeout: float = Field(default=30.0, gt=0, le=600)
 
-    etl_interval_seconds: int = Field(default=300, ge=5, le=7 * 24 * 3600)
+    etl_interval_seconds: int = Field(default=300, ge=1, le=7 * 24 * 3600)
     etl_run_on_startup: bool = True
     scheduler_lease_seconds: int = Field(default=30, ge=3, le=3600)
     admin_token: SecretStr | None = None

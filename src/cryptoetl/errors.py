@@ -14,7 +14,10 @@ CryptoEtlError
 │   └── RetriesExhaustedError      still transient after MAX_RETRIES retries
 ├── CsvFileError                   a CSV file that cannot be used as a whole
 ├── RunInProgressError             a run of these sources is already in progress
-└── RunEndedError                  a run was ended elsewhere (reaped as dead) while it worked
+├── RunEndedError                  a run was ended elsewhere (reaped as dead) while it worked
+├── NotLeaderError                 the scheduler lease is no longer ours: start no scheduled run
+├── ServiceStoppingError           the service is shutting down: start no new run
+└── AssetOverridesError            the asset overrides file is unreadable or inconsistent
 """
 
 from __future__ import annotations
@@ -154,3 +157,33 @@ class RunEndedError(CryptoEtlError):
             f"{source}: run {run_id} was ended by another process (reaped as dead) while it "
             "was still loading; its last batch was rolled back"
         )
+
+
+class NotLeaderError(CryptoEtlError):
+    """The scheduler lease `name` is not held by `holder` with `fencing_token` any more (it
+    expired, or another replica took it over): a scheduled run must not start."""
+
+    def __init__(self, name: str, holder: str, fencing_token: int) -> None:
+        self.name = name
+        self.holder = holder
+        self.fencing_token = fencing_token
+        super().__init__(
+            f"the scheduler lease {name!r} is no longer held by {holder} with fencing token "
+            f"{fencing_token}; no scheduled run was started"
+        )
+
+
+class ServiceStoppingError(CryptoEtlError):
+    """The service is shutting down and starts no new run."""
+
+    def __init__(self) -> None:
+        super().__init__("the service is stopping; no new run is started")
+
+
+class AssetOverridesError(CryptoEtlError):
+    """The asset overrides file cannot be used; `problem` says where in it and what."""
+
+    def __init__(self, path: str, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"asset overrides {path}: {problem}")

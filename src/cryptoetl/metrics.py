@@ -22,6 +22,7 @@ from typing import Any
 from prometheus_client import (
     CollectorRegistry,
     Counter,
+    Gauge,
     GCCollector,
     Histogram,
     PlatformCollector,
@@ -167,6 +168,11 @@ class Metrics:
             "cryptoetl_source_retries",
             "Transient upstream failures retried, by source and reason (429, 503, timeout...).",
             ["source", "reason"],
+            registry=r,
+        )
+        self.scheduler_leader = Gauge(
+            "cryptoetl_scheduler_leader",
+            "1 while this replica holds the scheduler lease (it runs scheduled ETL), else 0.",
             registry=r,
         )
         # label children by (method, route, status): labels() costs more than inc()

@@ -7,9 +7,12 @@
 `begin` is atomic across processes: it first reaps runs whose owner died, then inserts one
 `running` row per source; if any of them is already running anywhere, nothing is started and
 `RunInProgressError` names the running runs (or, with `skip_busy=True`, only the free sources
-start). `execute` runs the sources concurrently (see `source_run` for what each outcome
+start; a `fence`, checked inside that same transaction, can veto the start: the scheduler's
+lease check). `execute` runs the sources concurrently (see `source_run` for what each outcome
 means), one failing never stopping the others, while a heartbeat task keeps `heartbeat_at`
-fresh so that other processes can tell a live run from a dead one.
+fresh so that other processes can tell a live run from a dead one. When a source's run has
+committed data, the coins it brought are matched to assets (`cryptoetl.assets.sync`) in a
+transaction of its own; a failure there is logged and changes nothing about the run.
 """
 
 from __future__ import annotations
@@ -17,17 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
 import aiohttp
 import structlog
 
+from cryptoetl.assets.sync import sync_assets
 from cryptoetl.config import KNOWN_SOURCES, Settings
 from cryptoetl.db import checkpoints, runs
-from cryptoetl.db.pool import Pool
-from cryptoetl.errors import RunInProgressError
+from cryptoetl.db.pool import Connection, Pool
+from cryptoetl.errors import AssetOverridesError, RunInProgressError
 from cryptoetl.models import RunTrigger, SourceOutcome
 from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
 from cryptoetl.reaper import reap_dead_runs
@@ -35,13 +39,19 @@ from cryptoetl.source_run import DATABASE_ERRORS, ProgressSink, RunSetup, descri
 from cryptoetl.sources import REGISTRY
 from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, SourceFactory
 from cryptoetl.sources.http import open_http_session
+from cryptoetl.sources.ratelimit import RateLimits
 
 log = structlog.get_logger(__name__)
 
 SessionFactory = Callable[[Settings], AbstractAsyncContextManager[aiohttp.ClientSession]]
+# Called inside `begin`'s transaction before any run row is inserted; raises to start nothing.
+Fence = Callable[[Connection], Awaitable[None]]
 BEGIN_ATTEMPTS = 3
+# What can make the asset mapping step fail without it being a bug.
+MAPPING_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, AssetOverridesError)
 
 __all__ = [
+    "Fence",
     "Pipeline",
     "ProgressSink",
     "RunGroup",
@@ -66,7 +76,8 @@ class RunGroup:
 
 class Pipeline:
     """Runs sources into the database. One instance per process is enough; it holds no
-    state between runs besides its owner identity."""
+    state between runs besides its owner identity and `rate_limits`: give a long-lived
+    process one `RateLimits` so request budgets and Retry-After carry from run to run."""
 
     def __init__(
         self,
@@ -79,6 +90,7 @@ class Pipeline:
         owner: str | None = None,
         session_factory: SessionFactory = open_http_session,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -88,6 +100,7 @@ class Pipeline:
         self.owner = owner or str(this_process())
         self.session_factory = session_factory
         self.heartbeat_seconds = heartbeat_seconds
+        self.rate_limits = rate_limits
         self.host = socket.gethostname()
 
     def _names(self, sources: Sequence[str] | None) -> list[str]:
@@ -113,13 +126,18 @@ class Pipeline:
         )
 
     async def begin(
-        self, sources: Sequence[str] | None, trigger: RunTrigger, *, skip_busy: bool = False
+        self,
+        sources: Sequence[str] | None,
+        trigger: RunTrigger,
+        *,
+        skip_busy: bool = False,
+        fence: Fence | None = None,
     ) -> RunGroup:
         """Start one run per source (None: ENABLED_SOURCES); see the module docstring."""
         names = self._names(sources)
         await self.reap_dead_runs()
         for _ in range(BEGIN_ATTEMPTS):
-            group = await self._try_begin(names, trigger, skip_busy)
+            group = await self._try_begin(names, trigger, skip_busy, fence)
             if group is not None:
                 log.info(
                     "runs_started", trigger=trigger.value, runs=group.run_ids, busy=dict(group.busy)
@@ -128,11 +146,13 @@ class Pipeline:
         raise RunInProgressError([], names)  # pragma: no cover - three races in a row
 
     async def _try_begin(
-        self, names: list[str], trigger: RunTrigger, skip_busy: bool
+        self, names: list[str], trigger: RunTrigger, skip_busy: bool, fence: Fence | None
     ) -> RunGroup | None:
         """One attempt; None when a busy run ended while we looked (nothing was started)."""
         try:
             async with self.pool.acquire() as conn, conn.transaction():
+                if fence is not None:
+                    await fence(conn)
                 started = await runs.start_runs(conn, names, trigger, self.owner)
                 started_names = {run.source for run in started}
                 busy = [name for name in names if name not in started_names]
@@ -155,7 +175,9 @@ class Pipeline:
         async with self.session_factory(self.settings) as session:
             setup = RunSetup(
                 pool=self.pool,
-                context=SourceContext(self.settings, session, self.events),
+                context=SourceContext(
+                    self.settings, session, self.events, rate_limits=self.rate_limits
+                ),
                 progress=self.progress,
             )
             beat = asyncio.create_task(self._heartbeat(list(group.run_ids.values())))
@@ -163,7 +185,7 @@ class Pipeline:
                 return list(
                     await asyncio.gather(
                         *(
-                            run_source(setup, run, self.registry.get(source))
+                            self._run_and_map(setup, run, self.registry.get(source))
                             for source, run in group.runs.items()
                         )
                     )
@@ -173,15 +195,39 @@ class Pipeline:
                 with contextlib.suppress(asyncio.CancelledError):
                     await beat
 
+    async def _run_and_map(
+        self, setup: RunSetup, run: runs.StartedRun, factory: SourceFactory | None
+    ) -> SourceOutcome:
+        """One source's run, then the asset mapping of the coins it brought."""
+        outcome = await run_source(setup, run, factory)
+        if outcome.batches > 0:
+            try:
+                report = await sync_assets(self.pool, sources=[run.source])
+            except MAPPING_ERRORS as exc:
+                log.warning("asset_mapping_failed", source=run.source, error=describe(exc))
+            else:
+                if report.decided:
+                    log.info(
+                        "asset_mapping_updated",
+                        source=run.source,
+                        new_coins=report.new_coins,
+                        changed=report.changed,
+                        assets_created=report.assets_created,
+                        unmapped=report.unmapped,
+                    )
+        return outcome
+
     async def run(
         self,
         sources: Sequence[str] | None,
         trigger: RunTrigger,
         *,
         skip_busy: bool = False,
+        fence: Fence | None = None,
     ) -> list[SourceOutcome]:
         """`begin` then `execute`."""
-        return await self.execute(await self.begin(sources, trigger, skip_busy=skip_busy))
+        group = await self.begin(sources, trigger, skip_busy=skip_busy, fence=fence)
+        return await self.execute(group)
 
     async def _heartbeat(self, run_ids: list[int]) -> None:
         """Touch the running rows every `heartbeat_seconds` until every run has ended."""

@@ -6,10 +6,13 @@ Kept apart from the pipeline (it needs no source) so that the API's lifespan can
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import asyncpg
 import structlog
 
 from cryptoetl.db import checkpoints, runs
-from cryptoetl.db.pool import Pool
+from cryptoetl.db.pool import Connection, Pool
 from cryptoetl.models import RunStatus
 from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, death_reason
 
@@ -28,31 +31,58 @@ async def reap_dead_runs(
     Call it at start-up (the API lifespan does) and before starting runs (`begin` does).
     Runs owned by `spare_owner` (the caller itself) are never reaped.
     """
-    reaped: list[runs.FinishedRun] = []
+
+    def reason_of(row: asyncpg.Record) -> str | None:
+        if row["owner"] == spare_owner:
+            return None
+        return death_reason(
+            row["owner"], row["heartbeat_at"], row["now"], stale_after=stale_after, host=host
+        )
+
+    return await _fail_running(pool, reason_of, "dead_run_reaped")
+
+
+async def end_runs_of(pool: Pool, owner: str, reason: str) -> list[runs.FinishedRun]:
+    """Mark `failed` with `reason` every run of `owner` still running; return them.
+
+    A stopping service calls it for itself once its run tasks are done: a run whose task was
+    cancelled before it could record its end (between `begin` and its first step) ends here.
+    """
+    return await _fail_running(
+        pool, lambda row: reason if row["owner"] == owner else None, "unfinished_run_ended"
+    )
+
+
+async def _fail_running(
+    pool: Pool, reason_of: Callable[[asyncpg.Record], str | None], event: str
+) -> list[runs.FinishedRun]:
+    """Fail each running run for which `reason_of` gives a reason; log `event` for each."""
+    ended: list[runs.FinishedRun] = []
     async with pool.acquire() as conn:
         for row in await runs.running(conn):
-            if row["owner"] == spare_owner:
-                continue
-            reason = death_reason(
-                row["owner"], row["heartbeat_at"], row["now"], stale_after=stale_after, host=host
-            )
+            reason = reason_of(row)
             if reason is None:
                 continue
-            async with conn.transaction():
-                finished = await runs.fail(conn, row["id"], reason)
-                if finished is None:
-                    continue  # it ended on its own meanwhile
-                await checkpoints.record_end(
-                    conn,
-                    finished.source,
-                    finished.run_id,
-                    RunStatus.FAILED,
-                    finished.finished_at,
-                    reason,
-                    read_to_end=False,
-                )
-            log.warning(
-                "dead_run_reaped", run_id=finished.run_id, source=finished.source, reason=reason
-            )
-            reaped.append(finished)
-    return reaped
+            finished = await _end(conn, row["id"], reason)
+            if finished is not None:
+                log.warning(event, run_id=finished.run_id, source=finished.source, reason=reason)
+                ended.append(finished)
+    return ended
+
+
+async def _end(conn: Connection, run_id: int, reason: str) -> runs.FinishedRun | None:
+    """Fail one running run and its checkpoint; None if it had already ended."""
+    async with conn.transaction():
+        finished = await runs.fail(conn, run_id, reason)
+        if finished is None:
+            return None  # it ended on its own meanwhile
+        await checkpoints.record_end(
+            conn,
+            finished.source,
+            finished.run_id,
+            RunStatus.FAILED,
+            finished.finished_at,
+            reason,
+            read_to_end=False,
+        )
+    return finished

@@ -232,8 +232,11 @@ async def run_source(
         setup.progress.source_started(run.source, run.run_id)
     try:
         await _fetch_and_load(setup, run, factory, state)
-    except asyncio.CancelledError:
-        state.stage, state.error = "cancelled", "the run was cancelled (the process is stopping)"
+    except asyncio.CancelledError as exc:
+        # `task.cancel(reason)` says why (the service: "cancelled: the service is stopping")
+        given = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
+        state.stage = "cancelled"
+        state.error = given or "the run was cancelled (the process is stopping)"
         await asyncio.shield(_finish(setup, run, state, clock))
         raise
     return await _finish(setup, run, state, clock)

@@ -8,7 +8,14 @@ lifespan only opens the pool; without it, the lifespan prepares the database its
 LISTEN/NOTIFY; see `db/versions.py`), `metrics` (a `cryptoetl.metrics.Metrics`, which is also
 the `SourceEvents` to hand the pipeline), `caches` and `export_slots` (the data route's),
 `started_at` (when this instance started; the health check's grace period for sources that
-never ran), and `pages` (the HTML pages' renderer, `cryptoetl.web`).
+never ran), `pages` (the HTML pages' renderer, `cryptoetl.web`), and `etl` (what the `etl`
+factory yielded, or None; see `api/etl.py`).
+
+The lifespan's order: prepare the database (unless given), open the pool, mark the runs of
+dead processes failed (`reap_dead_runs`), watch the data versions, then enter the ETL (the
+scheduler, the leader lease). Leaving runs it backwards: the ETL stops first (its runs are
+cancelled and recorded, the lease released) while the pool is still open, and the pool closes
+last.
 """
 
 from __future__ import annotations
@@ -18,44 +25,77 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 
+import asyncpg
+import structlog
 from fastapi import FastAPI
 
 from cryptoetl import __version__
 from cryptoetl.api.cache import DataCaches
-from cryptoetl.api.errors import install_error_handlers
+from cryptoetl.api.errors import DATABASE_DOWN, install_error_handlers
+from cryptoetl.api.etl import EtlFactory
 from cryptoetl.api.middleware import RequestIdMiddleware
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.routes import data, health, metrics, rejected, runs, stats
+from cryptoetl.api.routes import (
+    admin,
+    asset_admin,
+    assets,
+    data,
+    health,
+    metrics,
+    rejected,
+    runs,
+    stats,
+)
 from cryptoetl.api.streaming import EXPORT_SLOTS
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import open_pool, prepare_database
 from cryptoetl.db.versions import watch_versions
 from cryptoetl.metrics import Metrics
+from cryptoetl.reaper import reap_dead_runs
 from cryptoetl.web import dashboard
 from cryptoetl.web import rejected as rejected_page
 from cryptoetl.web.render import Pages
+
+log = structlog.get_logger(__name__)
+# The start-up reap is best effort: a database that fails it now is reported by health.
+REAP_ERRORS: tuple[type[Exception], ...] = (*DATABASE_DOWN, asyncpg.PostgresError)
 
 DESCRIPTION = """
 A PostgreSQL history of cryptocurrency prices, market caps and volumes from CoinPaprika,
 CoinGecko and CSV files. Every response carries `X-Request-ID`; errors are JSON with the
 request id; a database outage answers 503 with `Retry-After`.
 
-Data: `GET /api/v1/data`. ETL state: `/api/v1/health`, `/api/v1/stats`, `/api/v1/runs`,
-`/api/v1/rejected`. Prometheus metrics: `GET /metrics`. For people: the status page at `/` and
-the rejected records at `/rejected`.
+Data: `GET /api/v1/data`. One asset across sources: `GET /api/v1/assets`, `/api/v1/assets/{id}`,
+`/api/v1/assets/{id}/history`, `/api/v1/asset-mappings`. ETL state: `/api/v1/health`,
+`/api/v1/stats`, `/api/v1/runs`, `/api/v1/rejected`.
+Prometheus metrics: `GET /metrics`. For people: the status page at `/`, one asset across
+sources at `/assets/{id}`, the rejected records at `/rejected`.
 """
 
 
-def create_app(settings: Settings, *, database_url: str | None = None) -> FastAPI:
+def create_app(
+    settings: Settings, *, database_url: str | None = None, etl: EtlFactory | None = None
+) -> FastAPI:
+    """The app; with `etl` (the CLI passes `cryptoetl.scheduler.open_etl`) it also runs the
+    scheduler and answers the admin trigger."""
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         async with AsyncExitStack() as stack:
             url = database_url
             if url is None:
                 url = await stack.enter_async_context(prepare_database(settings))
-            app.state.pool = await stack.enter_async_context(open_pool(url))
+            app.state.pool = pool = await stack.enter_async_context(open_pool(url))
+            try:
+                await reap_dead_runs(pool)
+            except REAP_ERRORS as exc:
+                log.warning("dead_runs_not_reaped", error=str(exc) or type(exc).__name__)
             app.state.versions = await stack.enter_async_context(watch_versions(url))
             app.state.started_at = datetime.now(UTC)
+            if etl is not None:
+                control = await stack.enter_async_context(etl(settings, pool, app.state.metrics))
+                app.state.etl = control
+                app.state.metrics.scheduler_leader.set_function(lambda: float(control.is_leader))
             yield
 
     app = FastAPI(
@@ -70,9 +110,10 @@ def create_app(settings: Settings, *, database_url: str | None = None) -> FastAP
     app.state.caches = DataCaches(settings.api_cache_mb * 1024 * 1024)
     app.state.export_slots = asyncio.Semaphore(EXPORT_SLOTS)
     app.state.started_at = datetime.now(UTC)
+    app.state.etl = None
     app.state.pages = Pages()
     install_error_handlers(app)
-    for module in (data, health, stats, runs, rejected, metrics):
+    for module in (data, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
         app.include_router(module.router)
     for page in (dashboard, rejected_page):
         app.include_router(page.router)

@@ -56,10 +56,13 @@ def error_response(
     *,
     kind: str | None = None,
     headers: Mapping[str, str] | None = None,
+    extra: Mapping[str, Any] | None = None,
 ) -> JsonResponse:
+    """The error body; `extra` adds fields of its own (the 409's running runs)."""
     body = {
         "error": kind or _KINDS.get(status, "error"),
         "detail": detail,
+        **(extra or {}),
         "request_id": request_id_of(request),
     }
     return JsonResponse(body, status_code=status, headers=dict(headers) if headers else None)

@@ -17,6 +17,7 @@ import uuid
 import structlog
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cryptoetl.log import access_writer
 from cryptoetl.metrics import Metrics
 
 HEADER = "x-request-id"
@@ -35,8 +36,9 @@ class RequestIdMiddleware:
         self.app = app
         self.metrics = metrics
         # A concrete logger, bound once (the stack is built after logging is configured):
-        # the module-level proxy would build one per request.
+        # the module-level proxy would build one per request. JSON lines take a direct path.
         self.access_log = access_log.bind()
+        self.write_access = access_writer()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -76,11 +78,15 @@ class RequestIdMiddleware:
                 known = method if method in _METHODS else "OTHER"
                 route = getattr(scope.get("route"), "path", None) or "unmatched"
                 self.metrics.observe_request(known, route, status, elapsed)
-            self.access_log.info(
-                "request",
-                method=method,
-                path=scope.get("path"),
-                status=status,
-                duration_ms=round(elapsed * 1000, 2),
-            )
+            duration_ms = round(elapsed * 1000, 2)
+            if self.write_access is not None:
+                self.write_access(request_id, method, scope.get("path", ""), status, duration_ms)
+            else:
+                self.access_log.info(
+                    "request",
+                    method=method,
+                    path=scope.get("path"),
+                    status=status,
+                    duration_ms=duration_ms,
+                )
             structlog.contextvars.reset_contextvars(**tokens)

@@ -68,6 +68,7 @@ def invalid(error: QueryError) -> RequestValidationError:
 
 RUN_STATUSES = [status.value for status in RunStatus]
 Source = Annotated[str | None, _one_of(KNOWN_SOURCES), _enum(KNOWN_SOURCES)]
+SourceName = Annotated[str, _one_of(KNOWN_SOURCES), _enum(KNOWN_SOURCES)]
 SortName = Annotated[str | None, _one_of(list(SORTS)), _enum(list(SORTS))]
 Time = Annotated[
     datetime | None,

@@ -15,6 +15,29 @@ class EtlLastRun(BaseModel):
     records_processed: int = Field(description="Records fetched by that run.", examples=[250])
 
 
+class SchedulerState(BaseModel):
+    """Who runs scheduled ETL: the holder of the leader lease (one replica among N)."""
+
+    leader: str | None = Field(
+        description="The replica (host:pid:token) holding the unexpired lease; null when none "
+        "does (no replica has taken it yet, or the last leader stopped or died and its lease "
+        "ran out) or the database does not answer.",
+        examples=["api-1:7:1766831400-9f2c61ab"],
+    )
+    this_replica: str | None = Field(
+        description="This replica's name; null when it runs no scheduler.",
+        examples=["api-1:7:1766831400-9f2c61ab"],
+    )
+    is_leader: bool = Field(description="Whether this replica leads.")
+    fencing_token: int | None = Field(
+        description="The lease's fencing token: it grows with every new leadership term.",
+        examples=[3],
+    )
+    lease_expires_at: datetime | None = Field(
+        description="When the leader's lease runs out unless it is renewed (UTC)."
+    )
+
+
 class HealthResponse(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"] = Field(examples=["healthy"])
     database_connected: bool
@@ -27,6 +50,7 @@ class HealthResponse(BaseModel):
         description="Why the status is not `healthy`: each problem source and what is wrong.",
         examples=["coingecko: last run failed at 2025-12-27T10:30:04+00:00: HTTP 429"],
     )
+    scheduler: SchedulerState = Field(description="The scheduler's leader election.")
 
 
 class ErrorResponse(BaseModel):

@@ -8,13 +8,37 @@ from fastapi import APIRouter, Request
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
 from cryptoetl.api.errors import DATABASE_DOWN
+from cryptoetl.api.etl import EtlControl
 from cryptoetl.api.freshness import STALE_INTERVALS, source_problems
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas import EtlLastRun, HealthResponse
+from cryptoetl.api.schemas import EtlLastRun, HealthResponse, SchedulerState
+from cryptoetl.db import lease as lease_queries
 from cryptoetl.db import run_history as run_queries
 from cryptoetl.db import status as status_queries
 
 router = APIRouter(tags=["health"])
+
+
+def _scheduler(etl: EtlControl | None, lease: lease_queries.LeaseRow | None) -> SchedulerState:
+    """The lease as the database says; this replica's own belief when the database is down."""
+    replica = etl.replica if etl is not None else None
+    if lease is None:
+        is_leader = etl.is_leader if etl is not None else False
+        return SchedulerState(
+            leader=replica if is_leader else None,
+            this_replica=replica,
+            is_leader=is_leader,
+            fencing_token=None,
+            lease_expires_at=None,
+        )
+    leader = lease.leader
+    return SchedulerState(
+        leader=leader,
+        this_replica=replica,
+        is_leader=replica is not None and leader == replica,
+        fencing_token=lease.fencing_token if lease.holder is not None else None,
+        lease_expires_at=lease.expires_at if leader is not None else None,
+    )
 
 
 @router.get(
@@ -27,7 +51,8 @@ router = APIRouter(tags=["health"])
         f"partial), or its data was last loaded more than {STALE_INTERVALS} ETL intervals ago "
         f"(a source that never loaded data counts once the service has been up for "
         f"{STALE_INTERVALS} intervals). 503 `unhealthy` with `database_connected: false` when "
-        "the database does not answer."
+        "the database does not answer. `scheduler` says which replica holds the leader lease "
+        "(runs scheduled ETL) and whether it is this one."
     ),
     responses={503: {"model": HealthResponse, "description": "The database is unreachable."}},
 )
@@ -35,12 +60,14 @@ async def health(request: Request, pool: PoolDep, settings: SettingsDep) -> Json
     now = datetime.now(UTC)
     connected = await status_queries.ping(pool)
     last_run: EtlLastRun | None = None
+    lease: lease_queries.LeaseRow | None = None
     problems: list[str] = []
     if connected:
         try:
             async with pool.acquire() as conn:
                 row = await status_queries.latest_run(conn)
                 overview = await run_queries.source_overview(conn, settings.enabled_sources)
+                lease = await lease_queries.read(conn)
         except DATABASE_DOWN:
             connected = False
         else:
@@ -69,5 +96,6 @@ async def health(request: Request, pool: PoolDep, settings: SettingsDep) -> Json
         etl_last_run=last_run,
         timestamp=now,
         reason=reason,
+        scheduler=_scheduler(request.app.state.etl, lease),
     )
     return JsonResponse(body.model_dump(mode="json"), status_code=200 if connected else 503)

@@ -1,0 +1,362 @@
+"""Reading assets: search, one asset's sources side by side, price history, mapping decisions.
+
+The one way to this data for the API and the dashboard: every function takes a connection
+(no transaction needed) and returns plain frozen dataclasses.
+
+    total, views = await search_assets(conn, symbol="btc")
+    view = await get_asset(conn, "bitcoin")                 # None when unknown
+    history = await asset_history(conn, "bitcoin", interval="1d", since=..., until=...)
+    total, rows = await list_mappings(conn, status="unmapped")
+
+An asset's observations are the rows of its mapped coins, read through the unique index
+`(source, coin_id, observed_at)`: one index range per coin, whatever else the table holds.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import asyncpg
+
+from cryptoetl.assets.spread import Spread, spread_of
+from cryptoetl.db.pool import Connection
+
+INTERVALS = {"1h": "hour", "1d": "day"}
+MAX_BUCKETS = 10_000
+DEFAULT_STALE_AFTER = 900.0
+MAPPING_STATUSES = ("mapped", "unmapped")
+
+
+@dataclass(frozen=True, slots=True)
+class SourceQuote:
+    """The newest observation of an asset by one source (from any of its coins there)."""
+
+    source: str
+    coin_id: str
+    price_usd: float
+    market_cap: float | None
+    volume_24h: float | None
+    observed_at: datetime
+    ingested_at: datetime
+    age_seconds: float
+    stale: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MappedCoin:
+    source: str
+    coin_id: str
+    rule: str
+    confidence: float
+    method: str
+    decided_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class AssetView:
+    asset_id: str
+    symbol: str
+    name: str
+    derivative: bool
+    origin: str
+    created_at: datetime
+    sources: tuple[SourceQuote, ...]
+    spread: Spread
+    coins: tuple[MappedCoin, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Bucket:
+    """One time bucket: OHLC of the prices observed in it, the last market cap and volume."""
+
+    start: datetime
+    open: float
+    high: float
+    low: float
+    close: float
+    market_cap: float | None
+    volume_24h: float | None
+    count: int
+    sources: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class History:
+    buckets: list[Bucket]
+    next_since: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Mapping:
+    """The decision for one (source, coin_id)."""
+
+    source: str
+    coin_id: str
+    asset_id: str | None
+    name: str | None
+    symbol: str | None
+    rule: str
+    confidence: float
+    method: str
+    reason: str
+    evidence: dict[str, Any]
+    decided_at: datetime
+    first_seen_at: datetime
+
+
+_ASSET_COLUMNS = "a.asset_id, a.symbol, a.name, a.derivative, a.origin, a.created_at"
+_SEARCH_WHERE = """
+    EXISTS (SELECT 1 FROM asset_mappings AS m WHERE m.asset_id = a.asset_id)
+    AND ($1::text IS NULL OR lower(a.symbol) = lower($1))
+    AND ($2::text IS NULL OR strpos(lower(a.name), lower($2)) > 0)
+    AND ($3::text IS NULL OR lower(a.symbol) = lower($3)
+         OR strpos(lower(a.name), lower($3)) > 0 OR strpos(a.asset_id, lower($3)) > 0)
+"""
+_QUOTES = """
+SELECT DISTINCT ON (m.asset_id, m.source)
+       m.asset_id, m.source, m.coin_id, l.price_usd, l.market_cap, l.volume_24h,
+       l.observed_at, l.ingested_at,
+       extract(epoch FROM now() - l.observed_at)::float8 AS age_seconds
+FROM asset_mappings AS m
+CROSS JOIN LATERAL (
+    SELECT u.price_usd, u.market_cap, u.volume_24h, u.observed_at, u.ingested_at
+    FROM unified_crypto_data AS u
+    WHERE u.source = m.source AND u.coin_id = m.coin_id
+    ORDER BY u.observed_at DESC LIMIT 1
+) AS l
+WHERE m.asset_id = ANY($1::text[])
+ORDER BY m.asset_id, m.source, l.observed_at DESC, m.coin_id
+"""
+# One sort of the asset's observations by (bucket, observed_at, source, coin_id) feeds every
+# aggregate: they all share that order, so PostgreSQL aggregates the sorted input without a
+# sort per bucket; open and close are the first and last prices of the bucket's array, the cap
+# and volume the last non-null ones.
+_HISTORY = """
+WITH obs AS (
+    SELECT m.source, u.coin_id, u.observed_at, u.price_usd, u.market_cap, u.volume_24h
+    FROM asset_mappings AS m
+    CROSS JOIN LATERAL (
+        SELECT u.coin_id, u.observed_at, u.price_usd, u.market_cap, u.volume_24h
+        FROM unified_crypto_data AS u
+        WHERE u.source = m.source AND u.coin_id = m.coin_id
+          AND u.observed_at >= coalesce($3::timestamptz, '-infinity')
+          AND u.observed_at < coalesce($4::timestamptz, 'infinity')
+    ) AS u
+    WHERE m.asset_id = $1 AND ($2::text IS NULL OR m.source = $2)
+), buckets AS (
+    SELECT date_trunc($5, observed_at, 'UTC') AS start,
+           array_agg(price_usd ORDER BY observed_at, source, coin_id) AS prices,
+           max(price_usd) AS high,
+           min(price_usd) AS low,
+           array_agg(market_cap ORDER BY observed_at, source, coin_id)
+               FILTER (WHERE market_cap IS NOT NULL) AS caps,
+           array_agg(volume_24h ORDER BY observed_at, source, coin_id)
+               FILTER (WHERE volume_24h IS NOT NULL) AS volumes,
+           array_agg(source ORDER BY observed_at, source, coin_id) AS sources
+    FROM obs
+    GROUP BY 1
+    ORDER BY 1
+    LIMIT $6
+)
+SELECT start, prices[1] AS open, high, low, prices[cardinality(prices)] AS close,
+       caps[cardinality(caps)] AS market_cap, volumes[cardinality(volumes)] AS volume_24h,
+       cardinality(prices) AS count, sources
+FROM buckets
+ORDER BY start
+"""
+_MAPPING_COLUMNS = """
+    source, coin_id, asset_id, name, symbol, rule, confidence, method, reason, evidence,
+    decided_at, first_seen_at
+"""
+
+
+def _views(
+    assets: Sequence[asyncpg.Record],
+    quotes: Sequence[asyncpg.Record],
+    coins: Sequence[asyncpg.Record],
+    stale_after: float,
+) -> list[AssetView]:
+    by_asset: dict[str, list[SourceQuote]] = defaultdict(list)
+    for q in quotes:
+        by_asset[q["asset_id"]].append(
+            SourceQuote(
+                q["source"],
+                q["coin_id"],
+                q["price_usd"],
+                q["market_cap"],
+                q["volume_24h"],
+                q["observed_at"],
+                q["ingested_at"],
+                q["age_seconds"],
+                q["age_seconds"] > stale_after,
+            )
+        )
+    coins_of: dict[str, list[MappedCoin]] = defaultdict(list)
+    for c in coins:
+        coins_of[c["asset_id"]].append(
+            MappedCoin(
+                c["source"], c["coin_id"], c["rule"], c["confidence"], c["method"], c["decided_at"]
+            )
+        )
+    views = []
+    for a in assets:
+        latest = by_asset[a["asset_id"]]
+        views.append(
+            AssetView(
+                a["asset_id"],
+                a["symbol"],
+                a["name"],
+                a["derivative"],
+                a["origin"],
+                a["created_at"],
+                tuple(latest),
+                spread_of([(q.price_usd, q.observed_at) for q in latest]),
+                tuple(coins_of[a["asset_id"]]),
+            )
+        )
+    return views
+
+
+async def _with_sources(
+    conn: Connection, assets: Sequence[asyncpg.Record], stale_after: float
+) -> list[AssetView]:
+    ids = [a["asset_id"] for a in assets]
+    if not ids:
+        return []
+    quotes = await conn.fetch(_QUOTES, ids)
+    coins = await conn.fetch(
+        "SELECT asset_id, source, coin_id, rule, confidence, method, decided_at"
+        " FROM asset_mappings WHERE asset_id = ANY($1::text[])"
+        " ORDER BY asset_id, source, coin_id",
+        ids,
+    )
+    return _views(assets, quotes, coins, stale_after)
+
+
+async def search_assets(
+    conn: Connection,
+    *,
+    query: str | None = None,
+    symbol: str | None = None,
+    name: str | None = None,
+    limit: int = 20,
+    offset: int = 0,
+    stale_after_seconds: float = DEFAULT_STALE_AFTER,
+) -> tuple[int, list[AssetView]]:
+    """Assets with at least one mapped coin whose symbol is `symbol` (any case), whose name
+    contains `name`, and whose symbol is, or name or id contains, `query`; the exact total
+    and one page: exact symbol matches first, then the assets with more coins, then by id."""
+    args = (symbol, name, query)
+    total = await conn.fetchval(f"SELECT count(*) FROM assets AS a WHERE {_SEARCH_WHERE}", *args)
+    rows = await conn.fetch(
+        f"""
+        SELECT {_ASSET_COLUMNS} FROM assets AS a
+        WHERE {_SEARCH_WHERE}
+        ORDER BY lower(a.symbol) = lower(coalesce($3, $1, '')) DESC,
+                 (SELECT count(*) FROM asset_mappings AS m WHERE m.asset_id = a.asset_id) DESC,
+                 a.asset_id
+        LIMIT $4 OFFSET $5
+        """,
+        *args,
+        limit,
+        offset,
+    )
+    return int(total), await _with_sources(conn, rows, stale_after_seconds)
+
+
+async def asset_exists(conn: Connection, asset_id: str) -> bool:
+    return bool(await conn.fetchval("SELECT 1 FROM assets WHERE asset_id = $1", asset_id))
+
+
+async def get_asset(
+    conn: Connection, asset_id: str, *, stale_after_seconds: float = DEFAULT_STALE_AFTER
+) -> AssetView | None:
+    """One asset with the newest observation of each source side by side; None if unknown."""
+    row = await conn.fetchrow(
+        f"SELECT {_ASSET_COLUMNS} FROM assets AS a WHERE asset_id = $1", asset_id
+    )
+    if row is None:
+        return None
+    (view,) = await _with_sources(conn, [row], stale_after_seconds)
+    return view
+
+
+async def asset_history(
+    conn: Connection,
+    asset_id: str,
+    *,
+    interval: str = "1h",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    source: str | None = None,
+    limit: int = MAX_BUCKETS,
+) -> History:
+    """Buckets of `interval` (`1h`, `1d`; aligned to UTC) from the observations in
+    [since, until) of the asset's mapped coins (of `source` only, or of every source: then all
+    their observations count together). The first `limit` buckets, oldest first; buckets with
+    no observation are left out. `next_since` is where the next page starts, or None."""
+    unit = INTERVALS[interval]
+    rows = await conn.fetch(
+        _HISTORY,
+        asset_id,
+        source,
+        since,
+        until,
+        unit,
+        limit + 1,
+    )
+    buckets: list[Bucket] = []
+    source_sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # few distinct ones: convert once
+    for start, open_, high, low, close, cap, volume, count, sources in rows[:limit]:
+        key = tuple(sources)
+        distinct = source_sets.get(key)
+        if distinct is None:
+            distinct = source_sets[key] = tuple(sorted(set(key)))
+        buckets.append(Bucket(start, open_, high, low, close, cap, volume, count, distinct))
+    next_since = rows[limit]["start"] if len(rows) > limit else None
+    return History(buckets, next_since)
+
+
+def _mapping(row: asyncpg.Record) -> Mapping:
+    return Mapping(**dict(row))
+
+
+async def get_mapping(conn: Connection, source: str, coin_id: str) -> Mapping | None:
+    row = await conn.fetchrow(
+        f"SELECT {_MAPPING_COLUMNS} FROM asset_mappings WHERE source = $1 AND coin_id = $2",
+        source,
+        coin_id,
+    )
+    return _mapping(row) if row is not None else None
+
+
+async def list_mappings(
+    conn: Connection,
+    *,
+    source: str | None = None,
+    status: str | None = None,
+    asset_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> tuple[int, list[Mapping]]:
+    """Mapping decisions (`status` `mapped` or `unmapped`), by source and coin id; the exact
+    total and one page."""
+    where = """
+        ($1::text IS NULL OR source = $1)
+        AND ($2::text IS NULL OR (asset_id IS NULL) = ($2 = 'unmapped'))
+        AND ($3::text IS NULL OR asset_id = $3)
+    """
+    args = (source, status, asset_id)
+    total = await conn.fetchval(f"SELECT count(*) FROM asset_mappings WHERE {where}", *args)
+    rows = await conn.fetch(
+        f"SELECT {_MAPPING_COLUMNS} FROM asset_mappings WHERE {where}"
+        " ORDER BY source, coin_id LIMIT $4 OFFSET $5",
+        *args,
+        limit,
+        offset,
+    )
+    return int(total), [_mapping(row) for row in rows]
