@@ -63,8 +63,9 @@ async def test_pages_render_in_chromium_without_errors(
     db_url: str,
     tmp_path: Path,
 ) -> None:
-    """/ and /rejected in headless Chromium, desktop and phone: 200, no console error,
-    nothing fetched from elsewhere, every source's state and the run timeline drawn."""
+    """/, /rejected, /assets/bitcoin and /assets in headless Chromium, desktop and phone:
+    200, no console error, nothing fetched from elsewhere, every source's state and the run
+    timeline drawn, one chart line per source."""
     await load_fixtures(fixture_settings(source_settings, db_url, tmp_path), pool, upstream)
     server = serve({"DATABASE_URL": db_url, "ETL_RUN_ON_STARTUP": "false"})
     shots = tmp_path / "screenshots"
@@ -84,6 +85,18 @@ async def test_pages_render_in_chromium_without_errors(
             await visit(page, server.base_url, "/rejected", shot, full_page=False)
             lines = await page.evaluate("document.querySelectorAll('table.rejected td.raw').length")
             assert lines == 50  # the first page
+            await visit(page, server.base_url, "/assets/bitcoin", shots / f"asset-{name}.png")
+            lines = await page.evaluate(
+                "[...document.querySelectorAll('svg.chart path.series')].map(p => p.dataset.source)"
+            )
+            assert lines == ["coingecko", "coinpaprika", "csv"]  # one line per source
+            legend = await page.evaluate(
+                "[...document.querySelectorAll('svg.chart text.legend')].map(t => t.textContent)"
+            )
+            assert legend == ["coingecko", "coinpaprika", "csv", "log price scale"]
+            await visit(page, server.base_url, "/assets?q=btc", shots / f"assets-{name}.png")
+            found = await page.evaluate("document.querySelectorAll('table.assets tbody tr').length")
+            assert found >= 1
     target = os.environ.get("DASHBOARD_SCREENSHOTS")
     if target:
         for shot in shots.iterdir():

@@ -52,6 +52,7 @@ from cryptoetl.db.pool import open_pool, prepare_database
 from cryptoetl.db.versions import watch_versions
 from cryptoetl.metrics import Metrics
 from cryptoetl.reaper import reap_dead_runs
+from cryptoetl.web import asset as asset_page
 from cryptoetl.web import dashboard
 from cryptoetl.web import rejected as rejected_page
 from cryptoetl.web.render import Pages
@@ -115,7 +116,7 @@ def create_app(
     install_error_handlers(app)
     for module in (data, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
         app.include_router(module.router)
-    for page in (dashboard, rejected_page):
+    for page in (dashboard, asset_page, rejected_page):
         app.include_router(page.router)
     app.add_middleware(RequestIdMiddleware, metrics=app.state.metrics)
     return app

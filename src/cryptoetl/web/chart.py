@@ -199,7 +199,8 @@ def line_chart(series: Sequence[Series], *, label: str, height: int = HEIGHT) ->
     for i, s in enumerate(drawn):
         points = thin(sorted(s.points), start, end, THIN_TO)
         out.append(
-            f'<path class="series" data-source="{escape(s.name)}" d="{_path(points, frame)}" '
+            f'<path class="series" data-source="{escape(s.name)}" data-points="{len(s.points)}" '
+            f'd="{_path(points, frame)}" '
             f'fill="none" stroke="{color_of(s.name, i)}" stroke-width="2" '
             f'stroke-linejoin="round" vector-effect="non-scaling-stroke"/>'
         )

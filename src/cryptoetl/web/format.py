@@ -39,6 +39,16 @@ def percent(value: float | None) -> str:
     return f"{value:.2f} %" if abs(value) < 10 else f"{value:.1f} %"
 
 
+def signed_percent(value: float | None) -> str:
+    """A difference in percent with its sign: `+0.21 %`, a minus sign and `0.10 %`, `0.00 %`."""
+    if value is None or not math.isfinite(value):
+        return "—"
+    text = percent(abs(value))
+    if round(value, 2) == 0:
+        return text
+    return f"+{text}" if value > 0 else f"\u2212{text}"
+
+
 def utc(when: datetime | None, *, seconds: bool = False) -> str:
     """`2025-02-09 17:00 UTC` (with `:05` seconds when asked)."""
     if when is None:

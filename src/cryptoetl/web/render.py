@@ -56,6 +56,7 @@ class Pages:
             usd=fmt.usd,
             compact_usd=fmt.compact_usd,
             percent=fmt.percent,
+            signed_percent=fmt.signed_percent,
             utc=fmt.utc,
             span=fmt.span,
             every=fmt.every,
