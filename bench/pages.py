@@ -1,12 +1,13 @@
 """Page bench: the HTML pages of a real `cryptoetl serve` on 1,000,000 unified rows.
 
-    .venv/bin/python bench/pages.py [--rows 1000000] [--requests 100] [--rounds 3]
+    .venv/bin/python bench/pages.py [--requests 100] [--rounds 3]
 
-1. The API bench's database (`bench/.work`, its 1,000,000 rows loaded by `bench/api.py`'s
-   `load`), plus a run history and rejected records at production scale: `RUNS` runs (three
-   sources every 5 minutes, about three months) and `REJECTED` rejected records spread over
-   the last thousand CSV runs. Loaded once, kept between runs.
-2. One `cryptoetl serve`, as shipped.
+1. The assets bench's database (`bench/.work/assets-pg`, loaded by `bench/assets.py`'s
+   `load`: 1,000,000 rows, among them the asset `benchcoin` seen hourly for a year by three
+   sources, mapped), plus a run history and rejected records at production scale: `RUNS` runs
+   (three sources every 5 minutes for a month) and `REJECTED` rejected records spread over the
+   last thousand CSV runs. Loaded once, kept between runs.
+2. One `cryptoetl serve` (the assets bench's: no scheduled run touches the data).
 3. Each page is requested one request at a time (a person opening a page, not a load test):
    `--requests` times per round, the scenarios taking turns, `--rounds` rounds. Latency is
    measured by the client over loopback (connection kept alive), so it includes rendering and
@@ -28,7 +29,8 @@ from pathlib import Path
 import asyncpg
 import httpx
 
-from api import BENCH_DB, WORK, load, start_serve, stop
+from api import WORK, stop
+from assets import ASSET, BENCH_DB, load, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -119,11 +121,18 @@ async def deep_cursor(url: str) -> str:
 def scenarios(base: str, cursor: str, busy_run: int) -> dict[str, str]:
     return {
         "/ (status)": f"{base}/",
+        f"/assets/{ASSET} (a year, 3 sources)": f"{base}/assets/{ASSET}",
+        "/assets (every asset)": f"{base}/assets",
+        "/assets?q=bnch": f"{base}/assets?q=bnch",
         "/rejected (page 1)": f"{base}/rejected",
         "/rejected?source=csv": f"{base}/rejected?source=csv",
         "/rejected?run_id= (one run)": f"{base}/rejected?run_id={busy_run}",
         "/rejected?cursor= (after 90,000)": f"{base}/rejected?cursor={cursor}",
         "/api/v1/stats (JSON reference)": f"{base}/api/v1/stats",
+        f"/api/v1/assets/{ASSET} (JSON reference)": f"{base}/api/v1/assets/{ASSET}",
+        "/api/v1/assets/.../history?interval=1d (JSON reference)": (
+            f"{base}/api/v1/assets/{ASSET}/history?interval=1d"
+        ),
         "/api/v1/rejected (JSON reference)": f"{base}/api/v1/rejected",
     }
 
@@ -147,19 +156,18 @@ def percentile(values: list[float], share: float) -> float:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--requests", type=int, default=100, help="per scenario and round")
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
     WORK.mkdir(parents=True, exist_ok=True)
-    server = EmbeddedPostgres(WORK / "pg")
+    server = EmbeddedPostgres(WORK / "assets-pg")
     serve = None
     try:
         url = asyncio.run(ensure_database(server.start(), BENCH_DB))
-        asyncio.run(load(url, args.rows))
+        asyncio.run(load(url))
         asyncio.run(load_history(url))
         cursor = asyncio.run(deep_cursor(url))
-        serve, base = start_serve(url, 32, WORK / "serve-pages.log")
+        serve, base = start_serve(url, WORK / "serve-pages.log")
         busy_run = int(cursor.split(".")[0])
         targets = scenarios(base, cursor, busy_run)
         samples: dict[str, list[float]] = {name: [] for name in targets}
@@ -172,7 +180,7 @@ def main() -> int:
                 for name, target in targets.items():
                     samples[name] += measure(client, target, args.requests)
         print(
-            f"{args.rows:,} unified rows, {RUNS:,} runs, {REJECTED:,} rejected records; "
+            f"1,000,000 unified rows, {RUNS:,} runs, {REJECTED:,} rejected records; "
             f"{args.rounds} rounds x {args.requests} sequential requests per scenario"
         )
         print()

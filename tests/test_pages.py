@@ -152,7 +152,8 @@ async def test_pages_escape_what_sources_send(
     pool: Pool, make_settings: Callable[..., Settings], make_client: MakeClient, tmp_path: Path
 ) -> None:
     """A CSV whose coin names, bad values and file name are markup, loaded by the real
-    pipeline, and a run error that is markup: shown as text, never as markup."""
+    pipeline, and a run error that is markup: shown as text on the status, rejected, asset
+    search and asset pages, never as markup."""
     hostile = tmp_path / "x<i>.csv"
     hostile.write_text(
         "Name,Symbol,Date,Close\n"
@@ -169,7 +170,11 @@ async def test_pages_escape_what_sources_send(
     async with make_client(settings) as client:
         status_page = await client.get("/")
         rejected = await client.get("/rejected")
-    for response in (status_page, rejected):
+        found = await client.get("/assets", params={"q": "xss"})
+        link = parse_html(found.text).one("tbody").one("a").attrs["href"]
+        asset = await client.get(link)
+    assert parse_html(asset.text).one("h1").text() == "<script>alert(1)</script> XSS"
+    for response in (status_page, rejected, found, asset):
         assert response.status_code == 200
         assert "<script" not in response.text
         assert "<img" not in response.text
