@@ -16,9 +16,7 @@ from cryptoetl.db.pool import Pool
 from cryptoetl.models import RunStatus, RunTrigger
 from cryptoetl.pipeline import Pipeline
 from cryptoetl.web import format as fmt
-from tests.dashboard_data import fixture_settings, load_fixtures
 from tests.html_tree import Element, parse_html
-from tests.upstream import Upstream
 
 MakeClient = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -32,19 +30,12 @@ def chart_lines(page: Element) -> dict[str, int]:
 
 
 async def test_asset_page_shows_what_the_assets_api_says(
-    source_settings: Callable[..., Settings],
-    db_url: str,
-    make_client: MakeClient,
-    pool: Pool,
-    upstream: Upstream,
-    tmp_path: Path,
+    loaded_fixtures: Settings, make_client: MakeClient
 ) -> None:
     """Bitcoin after loading the three sources' fixtures: each source's latest price, time,
     market cap and staleness, the median and the spread as /api/v1/assets/bitcoin says; a
     chart line per source with one point per daily bucket of /history for that source."""
-    settings = fixture_settings(source_settings, db_url, tmp_path)
-    await load_fixtures(settings, pool, upstream)
-    async with make_client(settings) as client:
+    async with make_client(loaded_fixtures) as client:
         response = await client.get("/assets/bitcoin")
         api = (await client.get("/api/v1/assets/bitcoin")).json()
         buckets = {
@@ -128,18 +119,11 @@ async def test_a_short_history_is_drawn_hour_by_hour_and_windows_cut_it(
 
 
 async def test_asset_search_lists_what_the_api_finds(
-    pool: Pool,
-    source_settings: Callable[..., Settings],
-    db_url: str,
-    make_client: MakeClient,
-    upstream: Upstream,
-    tmp_path: Path,
+    loaded_fixtures: Settings, make_client: MakeClient
 ) -> None:
     """/assets?q= lists the same assets in the same order as /api/v1/assets?q=, each linking
     to its page; an empty field lists every asset; a control character is a 422 page."""
-    settings = fixture_settings(source_settings, db_url, tmp_path)
-    await load_fixtures(settings, pool, upstream)
-    async with make_client(settings) as client:
+    async with make_client(loaded_fixtures) as client:
         api = (await client.get("/api/v1/assets", params={"q": "btc", "page_size": 50})).json()
         page = parse_html((await client.get("/assets", params={"q": "btc"})).text)
         every = parse_html((await client.get("/assets?q=")).text)

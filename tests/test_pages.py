@@ -21,9 +21,8 @@ from cryptoetl.models import RunStatus, RunTrigger
 from cryptoetl.pipeline import Pipeline
 from cryptoetl.web import rejected as rejected_page
 from tests.api_data import add_run, ago
-from tests.dashboard_data import CSV_REJECTED, fixture_settings, load_fixtures
+from tests.dashboard_data import CSV_REJECTED
 from tests.html_tree import Element, parse_html
-from tests.upstream import Upstream
 
 MakeClient = Callable[[Settings], AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -37,19 +36,12 @@ def moment(text: str | None) -> list[datetime]:
 
 
 async def test_status_page_shows_what_the_stats_api_says(
-    source_settings: Callable[..., Settings],
-    db_url: str,
-    make_client: MakeClient,
-    pool: Pool,
-    upstream: Upstream,
-    tmp_path: Path,
+    loaded_fixtures: Settings, make_client: MakeClient, pool: Pool
 ) -> None:
     """After loading the three sources' fixtures: every source's records, last run, last
     success and last failure (with its error), and the totals, as /api/v1/stats, /runs and
     /rejected report them; the failed source is FAILED and named in the banner."""
-    settings = fixture_settings(source_settings, db_url, tmp_path)
-    await load_fixtures(settings, pool, upstream)
-    async with make_client(settings) as client:
+    async with make_client(loaded_fixtures) as client:
         response = await client.get("/")
         stats = (await client.get("/api/v1/stats")).json()
         runs = (await client.get("/api/v1/runs")).json()

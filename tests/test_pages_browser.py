@@ -19,11 +19,8 @@ from pathlib import Path
 import pytest
 
 from cryptoetl.config import Settings
-from cryptoetl.db.pool import Pool
 from tests.browser import Page, chromium_missing, launch_browser
-from tests.dashboard_data import fixture_settings, load_fixtures
 from tests.support import ServeProcess
-from tests.upstream import Upstream
 
 pytestmark = [
     pytest.mark.e2e,
@@ -56,17 +53,11 @@ async def visit(
 
 
 async def test_pages_render_in_chromium_without_errors(
-    serve: Callable[..., ServeProcess],
-    source_settings: Callable[..., Settings],
-    pool: Pool,
-    upstream: Upstream,
-    db_url: str,
-    tmp_path: Path,
+    serve: Callable[..., ServeProcess], loaded_fixtures: Settings, db_url: str, tmp_path: Path
 ) -> None:
     """/, /rejected, /assets/bitcoin and /assets in headless Chromium, desktop and phone:
     200, no console error, nothing fetched from elsewhere, every source's state and the run
     timeline drawn, one chart line per source."""
-    await load_fixtures(fixture_settings(source_settings, db_url, tmp_path), pool, upstream)
     server = serve({"DATABASE_URL": db_url, "ETL_RUN_ON_STARTUP": "false"})
     shots = tmp_path / "screenshots"
     shots.mkdir()
