@@ -123,7 +123,8 @@ class RetriesExhaustedError(SourceError):
     def __init__(self, source: str, attempts: int, last: TransientSourceError) -> None:
         self.attempts = attempts
         self.last = last
-        super().__init__(source, f"gave up after {attempts} attempts: {last.message}", url=last.url)
+        tries = "1 attempt" if attempts == 1 else f"{attempts} attempts"
+        super().__init__(source, f"gave up after {tries}: {last.message}", url=last.url)
 
 
 class CsvFileError(CryptoEtlError):
