@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any, TypeVar
 
+import httpx
+from fastapi import FastAPI
+
+from cryptoetl.config import load_settings
+from cryptoetl.db.embedded import EmbeddedPostgres
 from cryptoetl.db.pool import Connection, Pool
 
 T = TypeVar("T")
@@ -101,3 +109,41 @@ async def eventually(
 def rows_as_items(rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Database rows in the API's item shape (times as datetimes for comparison)."""
     return [dict(row) for row in rows]
+
+
+@dataclass
+class OwnServer:
+    """An app on a PostgreSQL of its own, which the test may stop and start again."""
+
+    server: EmbeddedPostgres
+    app: FastAPI
+    client: httpx.AsyncClient
+
+    @property
+    def url(self) -> str:
+        url: str = self.app.state.versions.url
+        return url
+
+
+@asynccontextmanager
+async def app_on_own_server(tmp_path: Path) -> AsyncIterator[OwnServer]:
+    """The real app (lifespan included) on an embedded PostgreSQL started for this test only
+    (never the session's shared server), through an in-process client; all stopped after."""
+    from cryptoetl.api.app import create_app
+
+    server = EmbeddedPostgres(tmp_path / "own")
+    await asyncio.to_thread(server.start)
+    try:
+        settings = load_settings(
+            env_file=None,
+            cryptoetl_data_dir=tmp_path / "own",
+            etl_run_on_startup=False,
+            log_format="json",
+        )
+        app = create_app(settings)  # no DATABASE_URL: the lifespan adopts the running server
+        async with app.router.lifespan_context(app):
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+                yield OwnServer(server, app, client)
+    finally:
+        await asyncio.to_thread(server.stop)

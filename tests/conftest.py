@@ -10,6 +10,8 @@
 - `upstream`: the loopback CoinGecko + CoinPaprika servers of `tests/upstream.py`.
 - `source_settings(...)`: Settings pointing both HTTP sources at `upstream`, with fast retries
   and no pacing (no database needed); keyword arguments override any field.
+- `loaded_fixtures`: this test's database after the three sources' fixtures went through the
+  real pipeline (`tests/dashboard_data.py`); the settings used.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from cryptoetl.config import Settings, load_settings
 from cryptoetl.db.embedded import EmbeddedPostgres
 from cryptoetl.db.migrate import migrate
 from cryptoetl.db.pool import Pool, open_pool, with_database
+from tests.dashboard_data import fixture_settings, load_fixtures
 from tests.support import ServeProcess, clean_env, start_serve
 from tests.upstream import Upstream
 
@@ -219,3 +222,18 @@ def source_settings(upstream: Upstream, tmp_path: Path) -> Callable[..., Setting
         return load_settings(env_file=None, **values)
 
     return make
+
+
+@pytest.fixture
+async def loaded_fixtures(
+    source_settings: Callable[..., Settings],
+    db_url: str,
+    pool: Pool,
+    upstream: Upstream,
+    tmp_path: Path,
+) -> Settings:
+    """This test's database after two real pipeline runs over the three sources' fixtures
+    (`tests/dashboard_data.py`: CoinPaprika failed last, CSV partial first); the settings."""
+    settings = fixture_settings(source_settings, db_url, tmp_path)
+    await load_fixtures(settings, pool, upstream)
+    return settings

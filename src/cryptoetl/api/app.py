@@ -6,9 +6,10 @@ lifespan only opens the pool; without it, the lifespan prepares the database its
 
 `app.state` holds: `settings`, `pool`, `versions` (the data versions, kept current by
 LISTEN/NOTIFY; see `db/versions.py`), `metrics` (a `cryptoetl.metrics.Metrics`, which is also
-the `SourceEvents` to hand the pipeline), `caches` and `export_slots` (the data route's), and
+the `SourceEvents` to hand the pipeline), `caches` and `export_slots` (the data route's),
 `started_at` (when this instance started; the health check's grace period for sources that
-never ran), and `etl` (what the `etl` factory yielded, or None; see `api/etl.py`).
+never ran), `pages` (the HTML pages' renderer, `cryptoetl.web`), and `etl` (what the `etl`
+factory yielded, or None; see `api/etl.py`).
 
 The lifespan's order: prepare the database (unless given), open the pool, mark the runs of
 dead processes failed (`reap_dead_runs`), watch the data versions, then enter the ETL (the
@@ -41,6 +42,7 @@ from cryptoetl.api.routes import (
     data,
     health,
     metrics,
+    rejected,
     runs,
     stats,
 )
@@ -50,6 +52,10 @@ from cryptoetl.db.pool import open_pool, prepare_database
 from cryptoetl.db.versions import watch_versions
 from cryptoetl.metrics import Metrics
 from cryptoetl.reaper import reap_dead_runs
+from cryptoetl.web import asset as asset_page
+from cryptoetl.web import dashboard
+from cryptoetl.web import rejected as rejected_page
+from cryptoetl.web.render import Pages
 
 log = structlog.get_logger(__name__)
 # The start-up reap is best effort: a database that fails it now is reported by health.
@@ -62,8 +68,9 @@ request id; a database outage answers 503 with `Retry-After`.
 
 Data: `GET /api/v1/data`. One asset across sources: `GET /api/v1/assets`, `/api/v1/assets/{id}`,
 `/api/v1/assets/{id}/history`, `/api/v1/asset-mappings`. ETL state: `/api/v1/health`,
-`/api/v1/stats`, `/api/v1/runs`.
-Prometheus metrics: `GET /metrics`.
+`/api/v1/stats`, `/api/v1/runs`, `/api/v1/rejected`.
+Prometheus metrics: `GET /metrics`. For people: the status page at `/`, one asset across
+sources at `/assets/{id}`, the rejected records at `/rejected`.
 """
 
 
@@ -105,8 +112,11 @@ def create_app(
     app.state.export_slots = asyncio.Semaphore(EXPORT_SLOTS)
     app.state.started_at = datetime.now(UTC)
     app.state.etl = None
+    app.state.pages = Pages()
     install_error_handlers(app)
-    for module in (data, assets, health, stats, runs, metrics, admin, asset_admin):
+    for module in (data, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
         app.include_router(module.router)
+    for page in (dashboard, asset_page, rejected_page):
+        app.include_router(page.router)
     app.add_middleware(RequestIdMiddleware, metrics=app.state.metrics)
     return app

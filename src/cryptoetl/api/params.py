@@ -12,6 +12,7 @@ from the code that validates.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
@@ -21,8 +22,17 @@ from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
 from cryptoetl.config import KNOWN_SOURCES
+from cryptoetl.db.rejected import RejectedKey
 from cryptoetl.models import RunStatus
-from cryptoetl.query import DEFAULT_PAGE_SIZE, MAX_PAGE, MAX_PAGE_SIZE, SORTS, QueryError, as_utc
+from cryptoetl.query import (
+    DEFAULT_PAGE_SIZE,
+    MAX_ID,
+    MAX_PAGE,
+    MAX_PAGE_SIZE,
+    SORTS,
+    QueryError,
+    as_utc,
+)
 
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
@@ -82,6 +92,38 @@ RunStatusParam = Annotated[
     _one_of(RUN_STATUSES),
     _enum(RUN_STATUSES),
     Query(description="Only runs with this status."),
+]
+
+RunIdParam = Annotated[
+    int | None, Query(ge=1, le=MAX_ID, description="Only records last met by this run.")
+]
+
+
+def rejected_cursor(key: RejectedKey) -> str:
+    """The `cursor` that continues the rejected-records listing after `key`."""
+    return f"{key.run_id}.{key.id}"
+
+
+_REJECTED_CURSOR = re.compile(r"([0-9]{1,19})\.([0-9]{1,19})")
+
+
+def parse_rejected_cursor(value: str | None) -> RejectedKey | None:
+    """The position a `RejectedCursorParam` names, or the 422 naming `cursor`."""
+    if value is None:
+        return None
+    match = _REJECTED_CURSOR.fullmatch(value)
+    key = RejectedKey(int(match.group(1)), int(match.group(2))) if match else None
+    if key is None or not (1 <= key.run_id <= MAX_ID and 1 <= key.id <= MAX_ID):
+        raise invalid(QueryError("cursor", "not a cursor this API issued; use next_cursor"))
+    return key
+
+
+RejectedCursorParam = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        description="`next_cursor` of the previous page (repeat the same filters with it).",
+    ),
 ]
 
 

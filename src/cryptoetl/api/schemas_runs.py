@@ -6,6 +6,9 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from cryptoetl.api.freshness import Row
+from cryptoetl.api.timing import duration
+
 
 class SourceStats(BaseModel):
     """One source: its last run's numbers, and when it last succeeded and last failed."""
@@ -39,6 +42,32 @@ class SourceStats(BaseModel):
     unchanged: int = 0
     rejected: int = 0
     error: str | None = Field(default=None, description="The last run's error, if it had one.")
+    last_failure_error: str | None = Field(
+        default=None, description="The error of the last failed or partial run."
+    )
+
+    @classmethod
+    def from_overview(cls, row: Row, *, enabled: bool, now: datetime) -> SourceStats:
+        """One row of `run_history.source_overview` (durations of running runs up to `now`)."""
+        return cls(
+            source=row["source"],
+            records_processed=row["fetched"] or 0,
+            duration_seconds=duration(row["started_at"], row["finished_at"], now),
+            last_success_timestamp=row["last_success_at"],
+            last_failure_timestamp=row["last_failure_at"],
+            status=row["status"] or "never_run",
+            enabled=enabled,
+            total_records=row["row_count"],
+            last_run_id=row["run_id"],
+            last_run_started_at=row["started_at"],
+            last_run_finished_at=row["finished_at"],
+            inserted=row["inserted"] or 0,
+            updated=row["updated"] or 0,
+            unchanged=row["unchanged"] or 0,
+            rejected=row["rejected"] or 0,
+            error=row["error"],
+            last_failure_error=row["last_failure_error"],
+        )
 
 
 class StatsResponse(BaseModel):
@@ -100,5 +129,31 @@ class RejectedSummary(BaseModel):
 
 class RunDetail(Run):
     rejected_records: RejectedSummary
+    request_id: str
+    api_latency_ms: float
+
+
+class RejectedEntry(RejectedRecord):
+    """A rejected record in the listing: also its source and the run that last met it."""
+
+    source: str = Field(examples=["csv"])
+    last_run_id: int = Field(description="The run that last met this record.")
+
+
+class RejectedList(BaseModel):
+    """A page of `/api/v1/rejected`."""
+
+    rejected: list[RejectedEntry] = Field(
+        description="Newest run first; within a run, in the order the records were stored."
+    )
+    total: int | None = Field(
+        description="Exact number of records matching the filters; null when more than 10,000.",
+        examples=[2991],
+    )
+    page_size: int
+    next_cursor: str | None = Field(
+        description="Pass as `cursor` (with the same filters) for the next page; null at the end.",
+        examples=["812.40211"],
+    )
     request_id: str
     api_latency_ms: float

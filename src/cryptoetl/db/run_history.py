@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from cryptoetl.config import KNOWN_SOURCES
 from cryptoetl.db.pool import Connection
 
 RUN_COLUMNS = """
@@ -22,7 +23,7 @@ def _last_finished(status: str, alias: str) -> str:
     # served by etl_runs_source_status_finished (0004): one index probe per source
     return f"""
         LEFT JOIN LATERAL (
-            SELECT r.finished_at FROM etl_runs AS r
+            SELECT r.finished_at, r.error FROM etl_runs AS r
             WHERE r.source = s.source AND r.status = '{status}'
             ORDER BY r.finished_at DESC LIMIT 1
         ) AS {alias} ON true"""
@@ -30,8 +31,9 @@ def _last_finished(status: str, alias: str) -> str:
 
 async def source_overview(conn: Connection, sources: Sequence[str]) -> list[asyncpg.Record]:
     """Per source: its last run (any status), its last finished run, the finish times of its
-    last success, last failure (failed or partial) and last run that loaded data (success or
-    partial), and its row count. One row per name in `sources`, in that order."""
+    last success, last failure (failed or partial, with that run's error) and last run that
+    loaded data (success or partial), and its row count. One row per name in `sources`, in
+    that order."""
     return await conn.fetch(
         f"""
         SELECT s.source,
@@ -42,6 +44,9 @@ async def source_overview(conn: Connection, sources: Sequence[str]) -> list[asyn
                done.status AS done_status, done.finished_at AS done_at, done.error AS done_error,
                ok.finished_at AS last_success_at,
                greatest(failed.finished_at, partial.finished_at) AS last_failure_at,
+               CASE WHEN partial.finished_at IS NULL
+                         OR failed.finished_at >= partial.finished_at THEN failed.error
+                    ELSE partial.error END AS last_failure_error,
                greatest(ok.finished_at, partial.finished_at) AS last_loaded_at
         FROM unnest($1::text[]) WITH ORDINALITY AS s(source, position)
         LEFT JOIN source_stats AS st ON st.source = s.source
@@ -67,6 +72,15 @@ async def sources_with_rows(conn: Connection) -> list[str]:
     """Every source `source_stats` knows (the known ones, and any an operator loaded)."""
     rows = await conn.fetch("SELECT source FROM source_stats ORDER BY source")
     return [row["source"] for row in rows]
+
+
+async def stats_overview(conn: Connection) -> list[asyncpg.Record]:
+    """`source_overview` of every source worth reporting: the known ones in their usual
+    order, then any other that has rows, by name (what /api/v1/stats and / show)."""
+    names = set(KNOWN_SOURCES) | set(await sources_with_rows(conn))
+    order = {name: i for i, name in enumerate(KNOWN_SOURCES)}
+    ordered = sorted(names, key=lambda name: (order.get(name, len(order)), name))
+    return await source_overview(conn, ordered)
 
 
 def _run_filter(source: str | None, status: str | None) -> tuple[str, list[str]]:
