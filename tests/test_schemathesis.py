@@ -24,6 +24,7 @@ from tests.api_data import add_run, ago, load_rows
 from tests.support import ServeProcess
 
 SCHEMATHESIS = str(Path(sys.executable).parent / "schemathesis")
+CPYTHON_AST_RACE = "recursion depth mismatch"
 
 
 @pytest.mark.e2e
@@ -43,34 +44,45 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
         run_id,
     )
     server = serve({"DATABASE_URL": db_url, "ETL_RUN_ON_STARTUP": "false"})
-    result = await asyncio.to_thread(
-        subprocess.run,
-        [
-            SCHEMATHESIS,
-            "run",
-            f"{server.base_url}/openapi.json",
-            "--checks",
-            "all",
-            "--exclude-checks",
-            "positive_data_acceptance",
-            "--max-examples",
-            "40",
-            "--seed",
-            "20261125",
-            # one worker: hypothesis describes strategies with ast.parse, which CPython 3.11.7
-            # can fail under threads ("AST constructor recursion depth mismatch", gh-106905)
-            "--workers",
-            "1",
-            "--request-timeout",
-            "20",
-            "--no-shrink",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=240,
-        check=False,
-    )
+    for attempt in range(2):
+        result = await asyncio.to_thread(
+            subprocess.run,
+            [
+                SCHEMATHESIS,
+                "run",
+                f"{server.base_url}/openapi.json",
+                "--checks",
+                "all",
+                "--exclude-checks",
+                "positive_data_acceptance",
+                "--max-examples",
+                "40",
+                "--seed",
+                "20261125",
+                # one worker: hypothesis describes strategies with ast.parse, which CPython
+                # 3.11.7 can fail under threads ("AST constructor recursion depth mismatch",
+                # gh-106905)
+                "--workers",
+                "1",
+                "--request-timeout",
+                "20",
+                "--no-shrink",
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=240,
+            check=False,
+        )
+        # That interpreter bug inside the tool (not a finding about the API) still shows up
+        # now and then: only then is the run repeated, once.
+        if (
+            attempt == 0
+            and result.returncode != 0
+            and CPYTHON_AST_RACE in (result.stdout + result.stderr)
+        ):
+            continue
+        break
     assert result.returncode == 0, result.stdout[-8000:] + result.stderr[-2000:]
     assert "passed" in result.stdout
     statuses = [
