@@ -26,8 +26,9 @@ def write_big_csv(path: Path, rows: int) -> None:
             )
 
 
-async def run_etl(env: dict[str, str]) -> tuple[int, str, str]:
-    process = await asyncio.create_subprocess_exec(
+async def start_etl(env: dict[str, str]) -> asyncio.subprocess.Process:
+    """`cryptoetl etl run --source csv` with its output piped."""
+    return await asyncio.create_subprocess_exec(
         CRYPTOETL,
         "etl",
         "run",
@@ -38,6 +39,10 @@ async def run_etl(env: dict[str, str]) -> tuple[int, str, str]:
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
+
+
+async def run_etl(env: dict[str, str]) -> tuple[int, str, str]:
+    process = await start_etl(env)
     out, err = await process.communicate()
     return process.returncode or 0, out.decode(), err.decode()
 
@@ -52,17 +57,7 @@ async def test_kill_9_mid_file_then_rerun_gives_exact_rows(
     write_big_csv(path, ROWS)
     env = clean_env(DATABASE_URL=db_url, CSV_FILE_PATH=str(path), LOG_LEVEL="WARNING")
 
-    process = await asyncio.create_subprocess_exec(
-        CRYPTOETL,
-        "etl",
-        "run",
-        "--source",
-        "csv",
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.DEVNULL,
-    )
+    process = await start_etl(env)  # output is small: a few progress lines at WARNING
     for _ in range(1500):
         loaded = await pool.fetchval("SELECT count(*) FROM raw_csv")
         if loaded >= 20_000:
