@@ -192,7 +192,7 @@ async def test_the_api_answers_during_the_start_up_run_and_sigterm_leaves_nothin
 ) -> None:
     """Health answers at once while the first run waits on a slow upstream; SIGTERM then
     stops the service cleanly: the run is `failed` as cancelled, nothing stays `running`."""
-    slow = 8.0
+    slow = 15.0  # long enough for a slow machine; SIGTERM ends the test before it elapses
     upstream.delay["coingecko"] = slow
     env = service_env(db_url, upstream, ETL_INTERVAL_SECONDS="3600", HTTP_READ_TIMEOUT="60")
     launched = time.monotonic()
