@@ -1,19 +1,22 @@
-"""Helpers shared by the tests: free ports, a real `cryptoetl serve` subprocess, waiting."""
+"""Helpers shared by the tests: free ports, real `cryptoetl serve` and `etl run` subprocesses,
+waiting."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
 
+from cryptoetl.progress import SUMMARY_COLUMNS
 from tests.upstream import Upstream
 
 CRYPTOETL = str(Path(sys.executable).parent / "cryptoetl")
@@ -59,6 +62,58 @@ def clean_env(**values: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k.upper() not in names}
     env.update(values)
     return env
+
+
+@dataclass
+class Finished:
+    """How a `cryptoetl etl run` subprocess ended."""
+
+    code: int
+    stdout: str
+    stderr: str
+
+    def summary(self) -> dict[str, list[str]]:
+        """The summary table's rows by source (cells split on runs of spaces)."""
+        lines = self.stdout.strip().splitlines()
+        assert tuple(lines[0].split()) == SUMMARY_COLUMNS
+        return {line.split()[0]: line.split(maxsplit=8) for line in lines[1:]}
+
+
+async def start_etl(env: Mapping[str, str], *args: str) -> asyncio.subprocess.Process:
+    """`cryptoetl etl run *args` with its output piped."""
+    return await asyncio.create_subprocess_exec(
+        CRYPTOETL,
+        "etl",
+        "run",
+        *args,
+        env=env,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+
+
+async def etl(env: Mapping[str, str], *args: str) -> Finished:
+    """Run `cryptoetl etl run *args` to its end (a loopback upstream keeps serving from this
+    loop meanwhile)."""
+    process = await start_etl(env, *args)
+    async with asyncio.timeout(60):
+        out, err = await process.communicate()
+    assert process.returncode is not None
+    return Finished(process.returncode, out.decode(), err.decode())
+
+
+async def sigkill_when(
+    process: asyncio.subprocess.Process, reached: Callable[[], Awaitable[bool]], within: float
+) -> None:
+    """SIGKILL `process` once `reached()` is true (or `within` seconds passed) and reap it."""
+    deadline = time.monotonic() + within
+    while not await reached():
+        if time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.02)
+    process.send_signal(signal.SIGKILL)
+    await process.wait()
 
 
 @dataclass

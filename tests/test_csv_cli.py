@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import signal
 from pathlib import Path
 
 import pytest
 
 from cryptoetl.db.pool import Pool
-from tests.support import CRYPTOETL, clean_env
+from tests.support import clean_env, etl, sigkill_when, start_etl
 
 ROWS = 120_000
 
@@ -26,27 +24,6 @@ def write_big_csv(path: Path, rows: int) -> None:
             )
 
 
-async def start_etl(env: dict[str, str]) -> asyncio.subprocess.Process:
-    """`cryptoetl etl run --source csv` with its output piped."""
-    return await asyncio.create_subprocess_exec(
-        CRYPTOETL,
-        "etl",
-        "run",
-        "--source",
-        "csv",
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def run_etl(env: dict[str, str]) -> tuple[int, str, str]:
-    process = await start_etl(env)
-    out, err = await process.communicate()
-    return process.returncode or 0, out.decode(), err.decode()
-
-
 @pytest.mark.slow
 async def test_kill_9_mid_file_then_rerun_gives_exact_rows(
     db_url: str, pool: Pool, tmp_path: Path
@@ -57,14 +34,12 @@ async def test_kill_9_mid_file_then_rerun_gives_exact_rows(
     write_big_csv(path, ROWS)
     env = clean_env(DATABASE_URL=db_url, CSV_FILE_PATH=str(path), LOG_LEVEL="WARNING")
 
-    process = await start_etl(env)  # output is small: a few progress lines at WARNING
-    for _ in range(1500):
-        loaded = await pool.fetchval("SELECT count(*) FROM raw_csv")
-        if loaded >= 20_000:
-            break
-        await asyncio.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    await process.wait()
+    async def a_sixth_in() -> bool:
+        return bool(await pool.fetchval("SELECT count(*) >= 20000 FROM raw_csv"))
+
+    # output is small: a few progress lines at WARNING
+    process = await start_etl(env, "--source", "csv")
+    await sigkill_when(process, a_sixth_in, within=30)
     killed = await pool.fetchrow("SELECT id, status FROM etl_runs")
     assert killed is not None
     assert killed["status"] == "running"
@@ -74,10 +49,10 @@ async def test_kill_9_mid_file_then_rerun_gives_exact_rows(
     state = cursor["files"][str(path)]
     assert state["line"] == partial + 2  # the cursor covers exactly the committed rows
 
-    code, out, err = await run_etl(env)
+    rerun = await etl(env, "--source", "csv")
 
-    assert code == 0, err
-    assert "success" in out
+    assert rerun.code == 0, rerun.stderr
+    assert "success" in rerun.stdout
     assert await pool.fetchval("SELECT count(*) FROM unified_crypto_data") == ROWS
     assert await pool.fetchval("SELECT count(*) FROM raw_csv") == ROWS
     distinct = await pool.fetchval(
@@ -99,8 +74,8 @@ async def test_progress_shows_rows_and_rate(db_url: str, tmp_path: Path) -> None
     path = tmp_path / "small.csv"
     write_big_csv(path, 12_000)
     env = clean_env(DATABASE_URL=db_url, CSV_FILE_PATH=str(path), LOG_LEVEL="WARNING")
-    code, _, err = await run_etl(env)
-    assert code == 0, err
-    progress = [line for line in err.splitlines() if "rows/s" in line]
+    finished = await etl(env, "--source", "csv")
+    assert finished.code == 0, finished.stderr
+    progress = [line for line in finished.stderr.splitlines() if "rows/s" in line]
     assert len(progress) == 3  # chunks of 5,000 rows
     assert progress[-1].startswith("csv: small.csv lines 10002-12001: 12000 rows (")

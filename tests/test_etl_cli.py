@@ -3,55 +3,16 @@ exit codes, the summary table, idempotent re-runs, a down upstream, and SIGKILL 
 
 from __future__ import annotations
 
-import asyncio
-import signal
 import socket
-from dataclasses import dataclass
 
 import pytest
 
 from cryptoetl.db.pool import Pool
-from cryptoetl.progress import SUMMARY_COLUMNS
-from tests.support import CRYPTOETL, clean_env, free_port, loopback_env
+from tests.support import clean_env, etl, free_port, loopback_env, sigkill_when, start_etl
 from tests.upstream import Upstream
 
 TABLES = ("raw_coingecko", "raw_coinpaprika", "unified_crypto_data", "rejected_records")
 PAPRIKA_TICKERS = 81  # the recorded CoinPaprika list served by the loopback upstream
-
-
-@dataclass
-class Finished:
-    code: int
-    stdout: str
-    stderr: str
-
-    def summary(self) -> dict[str, list[str]]:
-        """The summary table's rows by source (cells split on runs of spaces)."""
-        lines = self.stdout.strip().splitlines()
-        assert tuple(lines[0].split()) == SUMMARY_COLUMNS
-        return {line.split()[0]: line.split(maxsplit=8) for line in lines[1:]}
-
-
-async def start_etl(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        CRYPTOETL,
-        "etl",
-        "run",
-        *args,
-        env=env,
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
-
-
-async def etl(env: dict[str, str], *args: str) -> Finished:
-    """Run `cryptoetl etl run` to its end (the upstream keeps serving from this loop)."""
-    process = await start_etl(env, *args)
-    async with asyncio.timeout(60):
-        out, err = await process.communicate()
-    assert process.returncode is not None
-    return Finished(process.returncode, out.decode(), err.decode())
 
 
 async def counts(pool: Pool) -> dict[str, int]:
@@ -129,14 +90,11 @@ async def test_sigkill_mid_load_then_rerun_gives_exact_rows(
     upstream.delay["coingecko"] = 0.05
     env = loopback_env(db_url, upstream, COINGECKO_PAGES=str(pages))
 
+    async def five_batches_in() -> bool:
+        return bool(await pool.fetchval("SELECT coalesce(max(batches), 0) >= 5 FROM etl_runs"))
+
     process = await start_etl(env, "--source", "coingecko")
-    for _ in range(600):
-        batches = await pool.fetchval("SELECT coalesce(max(batches), 0) FROM etl_runs")
-        if batches >= 5:
-            break
-        await asyncio.sleep(0.02)
-    process.send_signal(signal.SIGKILL)
-    await process.wait()
+    await sigkill_when(process, five_batches_in, within=12)
     killed = await pool.fetchrow("SELECT id, status, batches, owner FROM etl_runs")
     assert killed is not None
     assert killed["status"] == "running"
