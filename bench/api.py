@@ -124,7 +124,7 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise SystemExit(f"{process.args} exited with {process.returncode}")
+            raise SystemExit(f"{process.args!r} exited with {process.returncode}")
         try:
             if httpx.get(url, timeout=2).status_code == 200:
                 return
@@ -135,8 +135,9 @@ def wait_ready(url: str, process: subprocess.Popen[bytes], timeout: float = 60) 
 
 
 def start_serve(
-    database_url: str, cache_mb: int, log: Path, log_level: str = "INFO"
+    database_url: str, log: Path, **settings: str
 ) -> tuple[subprocess.Popen[bytes], str]:
+    """`cryptoetl serve` on a free port with no start-up run, plus `settings`; once healthy."""
     port = free_port()
     env = {
         **os.environ,
@@ -145,8 +146,7 @@ def start_serve(
         "API_PORT": str(port),
         "LOG_FORMAT": "json",
         "ETL_RUN_ON_STARTUP": "false",
-        "API_CACHE_MB": str(cache_mb),
-        "LOG_LEVEL": log_level,
+        **settings,
     }
     cli = Path(sys.executable).parent / "cryptoetl"
     with log.open("wb") as out:
@@ -331,7 +331,7 @@ def main() -> int:
         targets: dict[str, str] = {}
         for label, cache_mb, log_level in CONFIGURATIONS:
             log = WORK / f"serve-{label.replace(' ', '').replace(',', '-')}.log"
-            serve, base = start_serve(url, cache_mb, log, log_level)
+            serve, base = start_serve(url, log, API_CACHE_MB=str(cache_mb), LOG_LEVEL=log_level)
             processes.append(serve)
             for name, target in scenarios(base).items():
                 targets[f"{name} ({label})"] = target

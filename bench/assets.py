@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import statistics
 import subprocess
 import sys
@@ -53,7 +52,8 @@ ASSET = "benchcoin"
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from api import free_port, stop, wait_ready  # noqa: E402
+from api import start_serve as api_serve  # noqa: E402
+from api import stop  # noqa: E402
 from cryptoetl.assets.sync import sync_assets  # noqa: E402
 from cryptoetl.db import assets as asset_queries  # noqa: E402
 from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
@@ -122,23 +122,13 @@ async def load(url: str) -> float | None:
 
 # -- processes ----------------------------------------------------------------------------------
 def start_serve(database_url: str, log: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    env = {
-        **os.environ,
-        "DATABASE_URL": database_url,
-        "API_HOST": "127.0.0.1",
-        "API_PORT": str(port),
-        "LOG_FORMAT": "json",
-        "LOG_LEVEL": "WARNING",
-        "ETL_RUN_ON_STARTUP": "false",
-        "ETL_INTERVAL_SECONDS": str(7 * 24 * 3600),  # no scheduled run writes to the bench data
-    }
-    cli = Path(sys.executable).parent / "cryptoetl"
-    with log.open("wb") as out:
-        process = subprocess.Popen([str(cli), "serve"], env=env, stdout=out, stderr=out)
-    base = f"http://127.0.0.1:{port}"
-    wait_ready(f"{base}/api/v1/health", process)
-    return process, base
+    """The API over the bench data, with no scheduled run writing to it."""
+    return api_serve(
+        database_url,
+        log,
+        LOG_LEVEL="WARNING",
+        ETL_INTERVAL_SECONDS=str(7 * 24 * 3600),
+    )
 
 
 # -- timing -------------------------------------------------------------------------------------
@@ -154,9 +144,9 @@ async def timed(call: Scenario, reps: int) -> list[float]:
     return times
 
 
-def p95(values: list[float]) -> float:
+def percentile(values: list[float], share: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * 0.95))]
+    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 def scenarios(pool: Pool, http: httpx.AsyncClient, base: str) -> dict[str, Scenario]:
@@ -241,7 +231,7 @@ def main() -> int:
     print("|---|---:|---:|---|")
     for name, rounds in runs.items():
         medians = [statistics.median(r) for r in rounds]
-        p95s = [p95(r) for r in rounds]
+        p95s = [percentile(r, 0.95) for r in rounds]
         each = ", ".join(f"{m:.1f}" for m in medians)
         print(
             f"| {name} | {statistics.median(medians):.1f} | {statistics.median(p95s):.1f} "

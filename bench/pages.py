@@ -30,7 +30,7 @@ import asyncpg
 import httpx
 
 from api import WORK, stop
-from assets import ASSET, BENCH_DB, load, start_serve
+from assets import ASSET, BENCH_DB, load, percentile, start_serve
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -147,11 +147,6 @@ def measure(client: httpx.Client, url: str, count: int) -> list[float]:
             raise SystemExit(f"{url} answered {response.status_code}")
         latencies.append(elapsed)
     return latencies
-
-
-def percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(len(ordered) * share))]
 
 
 def main() -> int:
