@@ -25,6 +25,16 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
+def describe(exc: BaseException) -> str:
+    """A one-line description of an exception, with its type when the message is vague (our
+    own source, CSV and run errors say everything in their message)."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    name = type(exc).__name__
+    if isinstance(exc, SourceError | CsvFileError | RunEndedError):
+        return text or name
+    return f"{text} ({name})" if text else name
+
+
 class CryptoEtlError(Exception):
     """Base of every error cryptoetl raises on purpose."""
 

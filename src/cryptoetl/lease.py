@@ -31,11 +31,10 @@ from types import TracebackType
 import structlog
 
 from cryptoetl.db import lease as lease_db
-from cryptoetl.db.pool import Connection, Pool
-from cryptoetl.errors import NotLeaderError
+from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
+from cryptoetl.errors import NotLeaderError, describe
 from cryptoetl.owner import Owner, owner_gone
 from cryptoetl.pipeline import Fence
-from cryptoetl.source_run import DATABASE_ERRORS, describe
 
 log = structlog.get_logger(__name__)
 

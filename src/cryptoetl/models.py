@@ -168,4 +168,3 @@ class SourceOutcome:
     finished_at: datetime
     error: str | None = None
     batches: int = 0
-    failed_batches: Sequence[str] = ()

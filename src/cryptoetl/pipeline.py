@@ -30,12 +30,12 @@ import structlog
 from cryptoetl.assets.sync import sync_assets
 from cryptoetl.config import KNOWN_SOURCES, Settings
 from cryptoetl.db import checkpoints, runs
-from cryptoetl.db.pool import Connection, Pool
-from cryptoetl.errors import AssetOverridesError, RunInProgressError
+from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
+from cryptoetl.errors import AssetOverridesError, RunInProgressError, describe
 from cryptoetl.models import RunTrigger, SourceOutcome
 from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
 from cryptoetl.reaper import reap_dead_runs
-from cryptoetl.source_run import DATABASE_ERRORS, ProgressSink, RunSetup, describe, run_source
+from cryptoetl.source_run import ProgressSink, RunSetup, run_source
 from cryptoetl.sources import REGISTRY
 from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, SourceFactory
 from cryptoetl.sources.http import open_http_session
@@ -156,14 +156,18 @@ class Pipeline:
                 started = await runs.start_runs(conn, names, trigger, self.owner)
                 started_names = {run.source for run in started}
                 busy = [name for name in names if name not in started_names]
-                running = {row["source"]: row["id"] for row in await runs.running(conn, busy)}
+                running = (
+                    {row["source"]: row["id"] for row in await runs.running(conn, busy)}
+                    if busy
+                    else {}
+                )
                 if busy and not skip_busy:
                     if len(running) < len(busy):
                         raise _Retry
                     raise RunInProgressError(list(running.values()), list(running))
-                await checkpoints.ensure(conn, sorted(started_names))
-                for run in started:
-                    await checkpoints.mark_running(conn, run.source, run.run_id)
+                # in source order, as every writer of several checkpoint rows locks them
+                ordered = sorted(started, key=lambda run: run.source)
+                await checkpoints.mark_running(conn, {run.source: run.run_id for run in ordered})
         except _Retry:
             return None
         return RunGroup(trigger, {run.source: run for run in started}, running)
@@ -217,17 +221,9 @@ class Pipeline:
                     )
         return outcome
 
-    async def run(
-        self,
-        sources: Sequence[str] | None,
-        trigger: RunTrigger,
-        *,
-        skip_busy: bool = False,
-        fence: Fence | None = None,
-    ) -> list[SourceOutcome]:
-        """`begin` then `execute`."""
-        group = await self.begin(sources, trigger, skip_busy=skip_busy, fence=fence)
-        return await self.execute(group)
+    async def run(self, sources: Sequence[str] | None, trigger: RunTrigger) -> list[SourceOutcome]:
+        """`begin` then `execute` (the CLI's foreground run)."""
+        return await self.execute(await self.begin(sources, trigger))
 
     async def _heartbeat(self, run_ids: list[int]) -> None:
         """Touch the running rows every `heartbeat_seconds` until every run has ended."""

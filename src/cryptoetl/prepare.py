@@ -18,9 +18,6 @@ from cryptoetl.db.load import FILE_RAW_TABLES, HTTP_RAW_TABLES, RawRow
 from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord, UnifiedRecord
 from cryptoetl.sources.base import Source
 
-# Batch context keys a file source may use to name the file a batch came from.
-FILE_PATH_KEYS = ("file_path", "path")
-
 
 @dataclass(slots=True)
 class PreparedBatch:
@@ -43,11 +40,8 @@ def _json(payload: Mapping[str, Any]) -> str:
 
 
 def _file_path(batch: Batch) -> str:
-    for key in FILE_PATH_KEYS:
-        value = batch.context.get(key)
-        if value:
-            return str(value)
-    return batch.label
+    """The file a file source's batch came from (its `file_path` context), else its label."""
+    return str(batch.context.get("file_path") or batch.label)
 
 
 def _reject(item: SourceRecord, batch: Batch, reason: str) -> Rejection:

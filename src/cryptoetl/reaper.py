@@ -11,7 +11,7 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
-from cryptoetl.db import checkpoints, runs
+from cryptoetl.db import runs
 from cryptoetl.db.pool import Connection, Pool
 from cryptoetl.models import RunStatus
 from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, death_reason
@@ -71,18 +71,6 @@ async def _fail_running(
 
 
 async def _end(conn: Connection, run_id: int, reason: str) -> runs.FinishedRun | None:
-    """Fail one running run and its checkpoint; None if it had already ended."""
+    """Fail one running run and its checkpoint; None if it had ended on its own meanwhile."""
     async with conn.transaction():
-        finished = await runs.fail(conn, run_id, reason)
-        if finished is None:
-            return None  # it ended on its own meanwhile
-        await checkpoints.record_end(
-            conn,
-            finished.source,
-            finished.run_id,
-            RunStatus.FAILED,
-            finished.finished_at,
-            reason,
-            read_to_end=False,
-        )
-    return finished
+        return await runs.end(conn, run_id, RunStatus.FAILED, reason, read_to_end=False)

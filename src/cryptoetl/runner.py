@@ -24,11 +24,11 @@ from collections.abc import Sequence
 
 import structlog
 
-from cryptoetl.errors import ServiceStoppingError
+from cryptoetl.db.pool import DATABASE_ERRORS
+from cryptoetl.errors import ServiceStoppingError, describe
 from cryptoetl.models import RunTrigger, SourceOutcome
 from cryptoetl.pipeline import Fence, Pipeline, RunGroup
 from cryptoetl.reaper import end_runs_of
-from cryptoetl.source_run import DATABASE_ERRORS, describe
 
 log = structlog.get_logger(__name__)
 
@@ -47,11 +47,6 @@ class BackgroundRuns:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
-
-    @property
-    def running(self) -> int:
-        """How many run groups are executing now."""
-        return len(self._tasks)
 
     async def start(
         self,

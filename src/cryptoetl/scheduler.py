@@ -34,15 +34,14 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
 from cryptoetl.config import Settings
-from cryptoetl.db.pool import Pool
+from cryptoetl.db.pool import DATABASE_ERRORS, Pool
 from cryptoetl.db.runs import StartedRun
-from cryptoetl.errors import NotLeaderError, RunInProgressError, ServiceStoppingError
+from cryptoetl.errors import NotLeaderError, RunInProgressError, ServiceStoppingError, describe
 from cryptoetl.lease import LeaderLease
 from cryptoetl.models import RunTrigger
 from cryptoetl.owner import this_process
 from cryptoetl.pipeline import Pipeline
 from cryptoetl.runner import BackgroundRuns
-from cryptoetl.source_run import DATABASE_ERRORS, describe
 from cryptoetl.sources.base import SourceEvents
 from cryptoetl.sources.ratelimit import RateLimits
 

@@ -24,8 +24,8 @@ import asyncpg
 import structlog
 
 from cryptoetl.db import checkpoints, load, runs
-from cryptoetl.db.pool import Pool
-from cryptoetl.errors import CsvFileError, RunEndedError, SourceError
+from cryptoetl.db.pool import DATABASE_ERRORS, Pool
+from cryptoetl.errors import CsvFileError, RunEndedError, SourceError, describe
 from cryptoetl.models import Batch, RunCounts, RunStatus, SourceOutcome
 from cryptoetl.prepare import PreparedBatch, prepare_batch
 from cryptoetl.sources.base import Source, SourceContext, SourceFactory
@@ -35,13 +35,6 @@ log = structlog.get_logger(__name__)
 # Batches with more items than this are transformed in a worker thread, so that a large CSV
 # chunk does not hold the event loop (and the API sharing it) for its whole transform.
 THREAD_TRANSFORM_ABOVE = 2000
-# Errors that mean the database could not be used, as opposed to a source failing.
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
-    OSError,
-    TimeoutError,
-)
 END_ATTEMPTS = 3
 
 
@@ -65,15 +58,6 @@ class RunSetup:
     pool: Pool
     context: SourceContext
     progress: ProgressSink | None
-
-
-def describe(exc: BaseException) -> str:
-    """A one-line description of an exception, with its type when the message is vague."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    name = type(exc).__name__
-    if isinstance(exc, SourceError | CsvFileError | RunEndedError):
-        return text or name
-    return f"{text} ({name})" if text else name
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -172,7 +156,6 @@ class _State:
     # where the run is, and where it stopped if it failed: "setup", "fetch", "load",
     # "internal", "cancelled"; None once the source was read to the end
     stage: str | None = None
-    failed_batch: str | None = None
 
 
 def _status(state: _State) -> tuple[RunStatus, str | None, bool]:
@@ -202,18 +185,9 @@ async def _record_end(
     for _ in range(END_ATTEMPTS):
         try:
             async with pool.acquire() as conn, conn.transaction():
-                finished = await runs.finish(conn, run.run_id, status, error)
+                finished = await runs.end(conn, run.run_id, status, error, read_to_end=read_to_end)
                 if finished is None:  # reaped meanwhile: keep what the reaper wrote
                     return await runs.get(conn, run.run_id)
-                await checkpoints.record_end(
-                    conn,
-                    run.source,
-                    run.run_id,
-                    status,
-                    finished.finished_at,
-                    error,
-                    read_to_end=read_to_end,
-                )
                 return finished
         except DATABASE_ERRORS as exc:
             last = exc
@@ -270,11 +244,10 @@ async def _fetch_and_load(
     except (SourceError, CsvFileError) as exc:
         state.stage, state.error = "fetch", describe(exc)
     except RunEndedError as exc:
-        state.stage, state.error, state.failed_batch = "load", describe(exc), label
+        state.stage, state.error = "load", describe(exc)
     except DATABASE_ERRORS as exc:
         if state.stage == "load":
             state.error = f"loading batch {label!r} failed: {describe(root_cause(exc))}"
-            state.failed_batch = label
         elif state.stage == "fetch":  # a network error the source did not wrap
             state.error = f"fetching failed: {describe(exc)}"
         else:
@@ -309,7 +282,6 @@ async def _finish(
         finished_at=finished.finished_at,
         error=finished.error,
         batches=finished.batches,
-        failed_batches=(state.failed_batch,) if state.failed_batch else (),
     )
     log.info(
         "source_run_finished",

@@ -13,7 +13,7 @@ or behind the data it covers. The outcome columns are written when a run ends (`
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
@@ -21,14 +21,20 @@ from cryptoetl.db.pool import Connection
 from cryptoetl.models import RunStatus
 
 
-async def ensure(conn: Connection, sources: Sequence[str]) -> None:
-    """Create the checkpoint rows that do not exist yet (status `never_run`, empty cursor)."""
+async def mark_running(conn: Connection, run_ids: Mapping[str, int]) -> None:
+    """Each source's run (`source -> run id`) has started: its checkpoint says `running` with
+    that run, created (empty cursor) for a source that never ran."""
     await conn.execute(
         """
-        INSERT INTO checkpoints (source) SELECT unnest($1::text[])
-        ON CONFLICT (source) DO NOTHING
+        INSERT INTO checkpoints (source, status, last_run_id, updated_at)
+        SELECT source, 'running', run_id, clock_timestamp()
+        FROM unnest($1::text[], $2::bigint[]) AS started (source, run_id)
+        ON CONFLICT (source) DO UPDATE SET
+            status = 'running', last_run_id = EXCLUDED.last_run_id,
+            updated_at = EXCLUDED.updated_at
         """,
-        list(sources),
+        list(run_ids),
+        list(run_ids.values()),
     )
 
 
@@ -36,18 +42,6 @@ async def cursor(conn: Connection, source: str) -> dict[str, Any]:
     """The source's resume cursor (`{}` when it never committed a batch)."""
     value = await conn.fetchval("SELECT cursor FROM checkpoints WHERE source = $1", source)
     return dict(value) if isinstance(value, Mapping) else {}
-
-
-async def mark_running(conn: Connection, source: str, run_id: int) -> None:
-    """The source's run `run_id` has started."""
-    await conn.execute(
-        """
-        UPDATE checkpoints SET status = 'running', last_run_id = $2, updated_at = clock_timestamp()
-        WHERE source = $1
-        """,
-        source,
-        run_id,
-    )
 
 
 async def move_cursor(conn: Connection, source: str, value: Mapping[str, Any]) -> None:

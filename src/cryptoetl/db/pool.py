@@ -29,6 +29,13 @@ log = structlog.get_logger(__name__)
 
 APP_DATABASE = "cryptoetl"
 CONNECT_TIMEOUT = 10.0
+# Errors that mean the database could not be used, as opposed to a source or a bug failing.
+DATABASE_ERRORS: tuple[type[BaseException], ...] = (
+    asyncpg.PostgresError,
+    asyncpg.InterfaceError,
+    OSError,
+    TimeoutError,
+)
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -91,7 +98,7 @@ async def connect(url: str, *, within: float = CONNECT_TIMEOUT) -> RawConnection
     """One connection, or `DatabaseUnavailableError` naming where it tried."""
     try:
         conn: RawConnection = await asyncpg.connect(url, timeout=within)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DATABASE_ERRORS as exc:
         raise DatabaseUnavailableError(describe_target(url), _reason(exc)) from None
     except ValueError as exc:  # a URL asyncpg cannot parse
         raise DatabaseUnavailableError(describe_target(url), f"invalid URL: {exc}") from None
@@ -170,7 +177,7 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
             timeout=CONNECT_TIMEOUT,
             server_settings={"timezone": "UTC", "application_name": "cryptoetl"},
         )
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+    except DATABASE_ERRORS as exc:
         raise DatabaseUnavailableError(describe_target(url), _reason(exc)) from None
     try:
         yield pool

@@ -13,6 +13,7 @@ from datetime import datetime
 
 import asyncpg
 
+from cryptoetl.db import checkpoints
 from cryptoetl.db.pool import Connection
 from cryptoetl.models import RunCounts, RunStatus, RunTrigger
 
@@ -144,9 +145,27 @@ async def finish(
     return _finished(row) if row is not None else None
 
 
-async def fail(conn: Connection, run_id: int, reason: str) -> FinishedRun | None:
-    """Mark a running run failed with `reason` (a dead owner); None if it had already ended."""
-    return await finish(conn, run_id, RunStatus.FAILED, reason)
+async def end(
+    conn: Connection, run_id: int, status: RunStatus, error: str | None, *, read_to_end: bool
+) -> FinishedRun | None:
+    """Finish a running run and write its outcome to its source's checkpoint; call it in a
+    transaction, so that both change together. None when the run had already ended (reaped,
+    or ended on its own meanwhile): nothing is written then.
+
+    `read_to_end`: the run fetched everything its source had (see `checkpoints.record_end`).
+    """
+    finished = await finish(conn, run_id, status, error)
+    if finished is not None:
+        await checkpoints.record_end(
+            conn,
+            finished.source,
+            finished.run_id,
+            finished.status,
+            finished.finished_at,
+            finished.error,
+            read_to_end=read_to_end,
+        )
+    return finished
 
 
 async def get(conn: Connection, run_id: int) -> FinishedRun | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncpg
 
-from cryptoetl.db.pool import Connection, Pool
+from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 
 PING_TIMEOUT = 2.0
 
@@ -14,7 +14,7 @@ async def ping(pool: Pool, within: float = PING_TIMEOUT) -> bool:
     try:
         async with pool.acquire(timeout=within) as conn:
             return bool(await conn.fetchval("SELECT 1", timeout=within))
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+    except DATABASE_ERRORS:
         return False
 
 

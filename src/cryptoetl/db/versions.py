@@ -22,10 +22,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
-import asyncpg
 import structlog
 
-from cryptoetl.db.pool import Connection, RawConnection, connect
+from cryptoetl.db.pool import DATABASE_ERRORS, Connection, RawConnection, connect
 from cryptoetl.errors import DatabaseUnavailableError
 
 log = structlog.get_logger(__name__)
@@ -94,7 +93,7 @@ class VersionWatcher:
             backoff = 1.0
             try:
                 await self._watch(conn)
-            except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+            except DATABASE_ERRORS as exc:
                 log.warning("version_watcher_lost", error=str(exc) or type(exc).__name__)
             finally:
                 self._versions = None

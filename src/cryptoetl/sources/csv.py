@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import orjson
 import structlog
 
 from cryptoetl.errors import CsvFileError, SourceError
@@ -35,6 +34,7 @@ from cryptoetl.models import (
 )
 from cryptoetl.sources.base import SourceContext
 from cryptoetl.sources.csv_files import ChunkReader, FileState, plan, read_header, resolve
+from cryptoetl.transform.common import raw_text
 from cryptoetl.transform.csv import CsvLayout, map_header, read_row, row_payload
 
 log = structlog.get_logger(__name__)
@@ -168,9 +168,7 @@ class CsvSource:
     def transform(self, item: SourceRecord, batch: Batch) -> Accepted | Rejection:
         file = str(batch.context.get("file_path", ""))
         name = str(batch.context.get("name", file))
-        raw = item.raw_text
-        if raw is None:
-            raw = orjson.dumps(dict(item.payload), default=str).decode()
+        raw = raw_text(item)
         if FILE_ERROR in item.payload:
             return Rejection(name, raw, str(item.payload[FILE_ERROR]), file=file, line=1)
         locator = f"{name}:{item.position}"

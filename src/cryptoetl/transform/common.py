@@ -116,9 +116,7 @@ def describe_errors(error: ValidationError) -> str:
     return "; ".join(clauses)
 
 
-def validate(
-    model: type[Model], item: SourceRecord, batch: Batch, id_key: str = "id"
-) -> Model | Rejection:
+def validate(model: type[Model], item: SourceRecord, batch: Batch) -> Model | Rejection:
     """The record parsed by `model`, or a Rejection saying every field that is wrong."""
     if item.raw_text is not None and not item.payload:
         return Rejection(
@@ -130,22 +128,21 @@ def validate(
         return model.model_validate(item.payload)
     except ValidationError as error:
         return Rejection(
-            locator=locator(item, batch, item.payload.get(id_key)),
+            locator=locator(item, batch, item.payload.get("id")),
             raw=raw_text(item),
             reason=describe_errors(error),
         )
 
 
-def accept(
-    record: UnifiedRecord, item: SourceRecord, batch: Batch, time_field: str = "last_updated"
-) -> Accepted | Rejection:
-    """Accept `record` unless its observation time lies in the future of the fetch."""
+def accept(record: UnifiedRecord, item: SourceRecord, batch: Batch) -> Accepted | Rejection:
+    """Accept `record` unless its observation time (the item's `last_updated`) lies in the
+    future of the fetch."""
     if record.observed_at > batch.meta.fetched_at + FUTURE_SLACK:
         return Rejection(
             locator=locator(item, batch, record.coin_id),
             raw=raw_text(item),
             reason=(
-                f"{time_field}: in the future ({record.observed_at.isoformat()}, "
+                f"last_updated: in the future ({record.observed_at.isoformat()}, "
                 f"fetched at {batch.meta.fetched_at.isoformat()})"
             ),
         )

@@ -69,10 +69,6 @@ class AmbiguousValue(ValueError):
     """A cell that cannot be read with certainty; the message says why."""
 
 
-def is_missing(text: str) -> bool:
-    return text.strip().lower() in MISSING
-
-
 def parse_number(text: str) -> float | None:
     """A finite number, `None` when missing, or `AmbiguousValue`."""
     value = text.strip().removeprefix("$").strip()
