@@ -23,8 +23,6 @@ class LruCache(Generic[V]):
         self.budget = budget
         self.weigh = weigh
         self.used = 0
-        self.hits = 0
-        self.misses = 0
         self._entries: OrderedDict[Hashable, tuple[V, int]] = OrderedDict()
 
     def __len__(self) -> int:
@@ -37,10 +35,8 @@ class LruCache(Generic[V]):
     def get(self, key: Hashable) -> V | None:
         entry = self._entries.get(key)
         if entry is None:
-            self.misses += 1
             return None
         self._entries.move_to_end(key)
-        self.hits += 1
         return entry[0]
 
     def put(self, key: Hashable, value: V) -> None:

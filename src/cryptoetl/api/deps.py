@@ -6,7 +6,6 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from cryptoetl.api.errors import request_id_of
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 
@@ -23,4 +22,3 @@ async def _settings(request: Request) -> Settings:
 
 PoolDep = Annotated[Pool, Depends(_pool)]
 SettingsDep = Annotated[Settings, Depends(_settings)]
-RequestIdDep = Annotated[str, Depends(request_id_of)]

@@ -34,6 +34,11 @@ def _ago(delta: timedelta) -> str:
     return f"{seconds // 3600} h"
 
 
+def stale_after_seconds(interval_seconds: int) -> int:
+    """How old a source's data may get before it is stale: `STALE_INTERVALS` ETL intervals."""
+    return interval_seconds * STALE_INTERVALS
+
+
 def source_problems(
     overview: Iterable[Row],
     *,
@@ -42,7 +47,7 @@ def source_problems(
     started_at: datetime,
 ) -> list[str]:
     """One line per problem, naming the source; empty when every source is fine."""
-    limit = timedelta(seconds=interval_seconds * STALE_INTERVALS)
+    limit = timedelta(seconds=stale_after_seconds(interval_seconds))
     problems = []
     for row in overview:
         source = row["source"]

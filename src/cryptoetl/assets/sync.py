@@ -59,14 +59,15 @@ async def update_mappings(
     names = list(sources) if sources is not None else await asset_map.sources_with_rows(conn)
     seen = await asset_map.coins_in_data(conn, names, only_new=not refresh)
     new_count = len(seen)
-    if refresh:
-        known = {(c.source, c.coin_id) for c in await asset_map.mapped_coins(conn)}
+    mapped = await asset_map.mapped_coins(conn) if refresh else None
+    if mapped is not None:
+        known = {(c.source, c.coin_id) for c in mapped}
         new_count = sum((c.source, c.coin_id) not in known for c in seen)
     if not (seen or created or pins_changed or force):
         return SyncReport(decided=False)
-    coins: dict[tuple[str, str], Coin] = {
-        (c.source, c.coin_id): c for c in await asset_map.mapped_coins(conn)
-    }
+    if mapped is None:
+        mapped = await asset_map.mapped_coins(conn)
+    coins: dict[tuple[str, str], Coin] = {(c.source, c.coin_id): c for c in mapped}
     coins.update(((c.source, c.coin_id), c) for c in seen)
     result = match(coins.values(), await asset_map.assets(conn), await asset_map.pins(conn))
     created += await asset_map.insert_assets(conn, result.new_assets)

@@ -3,8 +3,8 @@
 The one way to this data for the API and the dashboard: every function takes a connection
 (no transaction needed) and returns plain frozen dataclasses.
 
-    total, views = await search_assets(conn, symbol="btc")
-    view = await get_asset(conn, "bitcoin")                 # None when unknown
+    total, views = await search_assets(conn, symbol="btc", stale_after_seconds=2700)
+    view = await get_asset(conn, "bitcoin", stale_after_seconds=2700)  # None when unknown
     history = await asset_history(conn, "bitcoin", interval="1d", since=..., until=...)
     total, rows = await list_mappings(conn, status="unmapped")
 
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -27,8 +27,6 @@ from cryptoetl.db.pool import Connection
 
 INTERVALS = {"1h": "hour", "1d": "day"}
 MAX_BUCKETS = 10_000
-DEFAULT_STALE_AFTER = 900.0
-MAPPING_STATUSES = ("mapped", "unmapped")
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,7 +243,7 @@ async def search_assets(
     name: str | None = None,
     limit: int = 20,
     offset: int = 0,
-    stale_after_seconds: float = DEFAULT_STALE_AFTER,
+    stale_after_seconds: float,
 ) -> tuple[int, list[AssetView]]:
     """Assets with at least one mapped coin whose symbol is `symbol` (any case), whose name
     contains `name`, and whose symbol is, or name or id contains, `query`; the exact total
@@ -273,7 +271,7 @@ async def asset_exists(conn: Connection, asset_id: str) -> bool:
 
 
 async def get_asset(
-    conn: Connection, asset_id: str, *, stale_after_seconds: float = DEFAULT_STALE_AFTER
+    conn: Connection, asset_id: str, *, stale_after_seconds: float
 ) -> AssetView | None:
     """One asset with the newest observation of each source side by side; None if unknown."""
     row = await conn.fetchrow(
@@ -319,6 +317,26 @@ async def asset_history(
         buckets.append(Bucket(start, open_, high, low, close, cap, volume, count, distinct))
     next_since = rows[limit]["start"] if len(rows) > limit else None
     return History(buckets, next_since)
+
+
+async def history_days(conn: Connection, asset_id: str) -> timedelta | None:
+    """The time from the UTC day of the asset's first observation (any mapped source) to the
+    UTC day of its last, as the daily buckets of `asset_history` would span; None without
+    any observation. Two index lookups per mapped coin."""
+    span: timedelta | None = await conn.fetchval(
+        """
+        SELECT date_trunc('day', max(span.last), 'UTC') - date_trunc('day', min(span.first), 'UTC')
+        FROM asset_mappings AS m
+        CROSS JOIN LATERAL (
+            SELECT min(u.observed_at) AS first, max(u.observed_at) AS last
+            FROM unified_crypto_data AS u
+            WHERE u.source = m.source AND u.coin_id = m.coin_id
+        ) AS span
+        WHERE m.asset_id = $1
+        """,
+        asset_id,
+    )
+    return span
 
 
 def _mapping(row: asyncpg.Record) -> Mapping:

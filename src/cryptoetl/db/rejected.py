@@ -9,6 +9,7 @@ table is not worth a slow page.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import asyncpg
@@ -106,3 +107,24 @@ async def count_rejected(conn: Connection, filters: RejectedFilter) -> int | Non
         *args,
     )
     return None if count > COUNT_CAP else count
+
+
+async def count_rejected_by_source(
+    conn: Connection, sources: Sequence[str]
+) -> tuple[int | None, dict[str, int | None]]:
+    """`count_rejected` of all records, and of each of `sources`, in one statement."""
+    rows = await conn.fetch(
+        """
+        SELECT NULL::text AS source,
+               (SELECT count(*) FROM (SELECT 1 FROM rejected_records LIMIT $2) AS a) AS n
+        UNION ALL
+        SELECT s.source, (SELECT count(*) FROM (SELECT 1 FROM rejected_records r
+                                                WHERE r.source = s.source LIMIT $2) AS c)
+        FROM unnest($1::text[]) AS s (source)
+        """,
+        list(sources),
+        COUNT_CAP + 1,
+    )
+    counts = {row["source"]: None if row["n"] > COUNT_CAP else row["n"] for row in rows}
+    total = counts.pop(None)
+    return total, counts

@@ -6,7 +6,7 @@ at 10:00 and failed at 10:04 failed at 10:04.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import asyncpg
 
@@ -114,6 +114,15 @@ async def get_run(conn: Connection, run_id: int) -> asyncpg.Record | None:
     return await conn.fetchrow(f"SELECT {RUN_COLUMNS} FROM etl_runs WHERE id = $1", run_id)
 
 
+async def get_runs(conn: Connection, run_ids: Iterable[int]) -> dict[int, asyncpg.Record]:
+    """The runs of `run_ids` that exist, by id, in one query."""
+    rows = await conn.fetch(
+        f"SELECT {RUN_COLUMNS} FROM etl_runs WHERE id = any($1::bigint[])",
+        list(set(run_ids)),
+    )
+    return {row["id"]: row for row in rows}
+
+
 async def rejected_of_run(
     conn: Connection, run_id: int, limit: int
 ) -> tuple[int, list[asyncpg.Record]]:
@@ -144,8 +153,3 @@ async def run_totals(conn: Connection) -> list[asyncpg.Record]:
         FROM etl_runs GROUP BY source, status ORDER BY source, status
         """
     )
-
-
-async def row_counts(conn: Connection) -> dict[str, int]:
-    rows = await conn.fetch("SELECT source, row_count FROM source_stats")
-    return {row["source"]: row["row_count"] for row in rows}

@@ -18,7 +18,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
-from cryptoetl.api.freshness import STALE_INTERVALS
+from cryptoetl.api.freshness import stale_after_seconds
 from cryptoetl.api.routes.assets import AssetIdParam
 from cryptoetl.db import assets as asset_queries
 from cryptoetl.db.assets import AssetView
@@ -85,14 +85,10 @@ async def _chart(pool: Pool, view: AssetView, window: Range, now: datetime) -> C
     since = now - length if length is not None else None
     sources = sorted({coin.source for coin in view.coins})
     if interval == "all":
-        interval = "1d"
-        series = await _lines(pool, view.asset_id, sources, interval, since)
-        starts = [when for s in series for when, _ in s.points]
-        if starts and max(starts) - min(starts) <= HOURLY_UP_TO:
-            interval = "1h"
-            series = await _lines(pool, view.asset_id, sources, interval, since)
-    else:
-        series = await _lines(pool, view.asset_id, sources, interval, since)
+        async with pool.acquire(timeout=DATABASE_WAIT) as conn:
+            days = await asset_queries.history_days(conn, view.asset_id)
+        interval = "1h" if days is not None and days <= HOURLY_UP_TO else "1d"
+    series = await _lines(pool, view.asset_id, sources, interval, since)
     every = "hourly" if interval == "1h" else "daily"
     label = f"{view.name} ({view.symbol}) price in USD, {every} closes per source (UTC)"
     svg = Markup(line_chart(series, label=label))  # noqa: S704 - escaped by the pure renderer
@@ -109,9 +105,9 @@ async def asset_page(
     range_: Annotated[Range, Query(alias="range")] = "all",
 ) -> HTMLResponse:
     now = datetime.now(UTC)
-    stale_after = settings.etl_interval_seconds * STALE_INTERVALS
+    stale_after = stale_after_seconds(settings.etl_interval_seconds)
     async with pool.acquire(timeout=DATABASE_WAIT) as conn:
-        view = await asset_queries.get_asset(conn, asset_id, stale_after_seconds=float(stale_after))
+        view = await asset_queries.get_asset(conn, asset_id, stale_after_seconds=stale_after)
     if view is None:
         raise HTTPException(404, f"No asset has the id {asset_id!r}.")
     chart = await _chart(pool, view, range_, now)
@@ -143,7 +139,7 @@ async def assets_page(
             query=query,
             limit=SEARCH_PAGE_SIZE,
             offset=(page - 1) * SEARCH_PAGE_SIZE,
-            stale_after_seconds=float(settings.etl_interval_seconds * STALE_INTERVALS),
+            stale_after_seconds=stale_after_seconds(settings.etl_interval_seconds),
         )
     context = {
         "title": "Assets",

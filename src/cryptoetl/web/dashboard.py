@@ -18,13 +18,12 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
-from cryptoetl.api.freshness import STALE_INTERVALS, source_problems
+from cryptoetl.api.freshness import source_problems, stale_after_seconds
 from cryptoetl.api.schemas_runs import SourceStats
 from cryptoetl.api.timing import duration
 from cryptoetl.config import Settings
 from cryptoetl.db import rejected as rejected_queries
 from cryptoetl.db import run_history as run_queries
-from cryptoetl.db.rejected import RejectedFilter
 from cryptoetl.web import format as fmt
 from cryptoetl.web.render import Pages
 from cryptoetl.web.routing import DATABASE_WAIT, PageRoute
@@ -95,7 +94,7 @@ def source_cards(
 ) -> list[SourceCard]:
     """A card per source of `stats_overview`, judged by the health check's rules (a source
     has a problem exactly when `/api/v1/health` names it)."""
-    stale_after = settings.etl_interval_seconds * STALE_INTERVALS
+    stale_after = stale_after_seconds(settings.etl_interval_seconds)
     cards = []
     for row in overview:
         enabled = row["source"] in settings.enabled_sources
@@ -133,13 +132,9 @@ async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> H
         runs_total, runs = await run_queries.list_runs(
             conn, source=None, status=None, limit=RUNS_IN_TIMELINE, offset=0
         )
-        rejected_total = await rejected_queries.count_rejected(conn, RejectedFilter())
-        rejected_by_source = {
-            row["source"]: await rejected_queries.count_rejected(
-                conn, RejectedFilter(source=row["source"])
-            )
-            for row in overview
-        }
+        rejected_total, rejected_by_source = await rejected_queries.count_rejected_by_source(
+            conn, [row["source"] for row in overview]
+        )
     now = datetime.now(UTC)
     cards = source_cards(overview, settings, now=now, started=request.app.state.started_at)
     problems = [card for card in cards if card.problem]
@@ -175,7 +170,7 @@ async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> H
         # already escaped by the pure renderer
         "timeline": Markup(run_timeline(marks, [c.stats.source for c in cards])),  # noqa: S704
         "interval": settings.etl_interval_seconds,
-        "stale_after": settings.etl_interval_seconds * STALE_INTERVALS,
+        "stale_after": stale_after_seconds(settings.etl_interval_seconds),
     }
     pages: Pages = request.app.state.pages
     return pages.render(request, "dashboard.html", context)

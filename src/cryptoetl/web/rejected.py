@@ -93,11 +93,7 @@ async def rejected_page(
     source, run_id_value = filters.source, filters.run_id
     async with pool.acquire(timeout=DATABASE_WAIT) as conn:
         listing = await rejected_queries.list_rejected(conn, filters, after=after, limit=PAGE_SIZE)
-        runs = {}
-        for wanted in dict.fromkeys(row["last_run_id"] for row in listing.rows):
-            run = await run_queries.get_run(conn, wanted)
-            if run is not None:
-                runs[wanted] = run
+        runs = await run_queries.get_runs(conn, (row["last_run_id"] for row in listing.rows))
     next_link = None
     if listing.next_key is not None:
         next_link = _link(

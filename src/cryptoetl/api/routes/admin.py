@@ -33,7 +33,8 @@ def _requested(query: Sequence[str] | None, body: EtlRunRequest | None) -> list[
 
 async def _running(pool: Pool, error: RunInProgressError) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
-        rows = [await run_history.get_run(conn, run_id) for run_id in error.run_ids]
+        found = await run_history.get_runs(conn, error.run_ids)
+    rows = [found[run_id] for run_id in error.run_ids if run_id in found]
     return [
         {
             "run_id": row["id"],
@@ -44,7 +45,6 @@ async def _running(pool: Pool, error: RunInProgressError) -> list[dict[str, Any]
             "owner": row["owner"],
         }
         for row in rows
-        if row is not None
     ]
 
 

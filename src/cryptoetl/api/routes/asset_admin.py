@@ -27,7 +27,7 @@ from cryptoetl.api.schemas_assets import PinIn, PinResult, RebuildResult, UnpinR
 from cryptoetl.assets.identity import is_derivative
 from cryptoetl.assets.match import Asset, Method
 from cryptoetl.assets.overrides import ASSET_ID, load_overrides
-from cryptoetl.assets.sync import update_mappings
+from cryptoetl.assets.sync import sync_assets, update_mappings
 from cryptoetl.config import KNOWN_SOURCES
 from cryptoetl.db import asset_map
 from cryptoetl.db import assets as asset_queries
@@ -146,9 +146,7 @@ async def unpin_mapping(
     responses={**ADMIN_ERRORS, **UNAVAILABLE},
 )
 async def rebuild(request: Request, _: AdminDep, pool: PoolDep) -> JsonResponse:
-    overrides = await asyncio.to_thread(load_overrides)
-    async with pool.acquire() as conn, conn.transaction():
-        report = await update_mappings(conn, overrides, refresh=True, force=True)
+    report = await sync_assets(pool, refresh=True, force=True)
     return JsonResponse(
         {
             "new_coins": report.new_coins,

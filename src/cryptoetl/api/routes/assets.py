@@ -14,13 +14,12 @@ from fastapi.exceptions import RequestValidationError
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
 from cryptoetl.api.errors import request_id_of
-from cryptoetl.api.freshness import STALE_INTERVALS
+from cryptoetl.api.freshness import stale_after_seconds
 from cryptoetl.api.params import PRINTABLE, SourceParam, Time
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.schemas import INVALID, NOT_FOUND, UNAVAILABLE
 from cryptoetl.api.schemas_assets import AssetDetail, AssetsPage, HistoryOut, MappingsPage
 from cryptoetl.api.timing import latency_ms
-from cryptoetl.config import Settings
 from cryptoetl.db import assets as asset_queries
 
 router = APIRouter(tags=["assets"])
@@ -50,10 +49,6 @@ AssetIdParam = Annotated[
     str, Path(min_length=1, max_length=100, pattern=PRINTABLE, description="The asset's id.")
 ]
 TextParam = Annotated[str | None, Query(min_length=1, max_length=200, pattern=PRINTABLE)]
-
-
-def _stale_after(settings: Settings) -> float:
-    return float(settings.etl_interval_seconds * STALE_INTERVALS)
 
 
 PageParam = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
@@ -109,7 +104,7 @@ async def search_assets(
             name=name,
             limit=page_size,
             offset=(page - 1) * page_size,
-            stale_after_seconds=_stale_after(settings),
+            stale_after_seconds=stale_after_seconds(settings.etl_interval_seconds),
         )
     return _paged(request, "assets", [_asset_json(v) for v in views], total, page, page_size)
 
@@ -130,7 +125,7 @@ async def get_asset(
 ) -> JsonResponse:
     async with pool.acquire() as conn:
         view = await asset_queries.get_asset(
-            conn, asset_id, stale_after_seconds=_stale_after(settings)
+            conn, asset_id, stale_after_seconds=stale_after_seconds(settings.etl_interval_seconds)
         )
     if view is None:
         raise HTTPException(404, f"no asset with id {asset_id!r}")

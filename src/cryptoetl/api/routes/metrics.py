@@ -9,6 +9,7 @@ from starlette.responses import Response
 from cryptoetl.api.deps import PoolDep
 from cryptoetl.api.errors import DATABASE_DOWN
 from cryptoetl.db import run_history as run_queries
+from cryptoetl.db.versions import fetch_versions
 from cryptoetl.metrics import RECORD_OUTCOMES, DatabaseSnapshot, Metrics, RunTotals
 
 router = APIRouter(tags=["metrics"])
@@ -21,7 +22,7 @@ async def _snapshot(pool: PoolDep) -> DatabaseSnapshot | None:
     try:
         async with pool.acquire(timeout=SCRAPE_TIMEOUT) as conn:
             totals = await run_queries.run_totals(conn)
-            rows = await run_queries.row_counts(conn)
+            rows = {v.source: v.row_count for v in await fetch_versions(conn)}
     except DATABASE_DOWN as exc:
         log.warning("metrics_without_database", error=str(exc) or type(exc).__name__)
         return None
