@@ -13,6 +13,7 @@ A run in progress changes nothing: the verdict stands on what has finished.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -39,6 +40,41 @@ def stale_after_seconds(interval_seconds: int) -> int:
     return interval_seconds * STALE_INTERVALS
 
 
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """What is wrong with one source: `failed`, `partial`, `stale` or `no_data`, and a line
+    that names the source and says it."""
+
+    kind: str
+    text: str
+
+
+def source_problem(
+    row: Row, *, interval_seconds: int, now: datetime, started_at: datetime
+) -> Problem | None:
+    """The source's problem by the rules of the module docstring; None when it is fine."""
+    source = row["source"]
+    limit = timedelta(seconds=stale_after_seconds(interval_seconds))
+    if row["done_status"] in ("failed", "partial"):
+        error = f": {row['done_error']}" if row["done_error"] else ""
+        return Problem(
+            row["done_status"],
+            f"{source}: last run {row['done_status']} at {row['done_at'].isoformat()}{error}",
+        )
+    loaded = row["last_loaded_at"]
+    if loaded is None:
+        if now - started_at > limit:
+            up = _ago(now - started_at)
+            return Problem("no_data", f"{source}: no data loaded yet ({up} since start)")
+    elif now - loaded > limit:
+        return Problem(
+            "stale",
+            f"{source}: data is stale: last loaded {_ago(now - loaded)} ago "
+            f"(more than {STALE_INTERVALS} ETL intervals of {interval_seconds} s)",
+        )
+    return None
+
+
 def source_problems(
     overview: Iterable[Row],
     *,
@@ -47,24 +83,8 @@ def source_problems(
     started_at: datetime,
 ) -> list[str]:
     """One line per problem, naming the source; empty when every source is fine."""
-    limit = timedelta(seconds=stale_after_seconds(interval_seconds))
-    problems = []
-    for row in overview:
-        source = row["source"]
-        if row["done_status"] in ("failed", "partial"):
-            error = f": {row['done_error']}" if row["done_error"] else ""
-            problems.append(
-                f"{source}: last run {row['done_status']} at {row['done_at'].isoformat()}{error}"
-            )
-            continue
-        loaded = row["last_loaded_at"]
-        if loaded is None:
-            if now - started_at > limit:
-                up = _ago(now - started_at)
-                problems.append(f"{source}: no data loaded yet ({up} since start)")
-        elif now - loaded > limit:
-            problems.append(
-                f"{source}: data is stale: last loaded {_ago(now - loaded)} ago "
-                f"(more than {STALE_INTERVALS} ETL intervals of {interval_seconds} s)"
-            )
-    return problems
+    problems = (
+        source_problem(row, interval_seconds=interval_seconds, now=now, started_at=started_at)
+        for row in overview
+    )
+    return [problem.text for problem in problems if problem is not None]

@@ -12,6 +12,8 @@ import math
 import re
 from datetime import UTC, datetime, timedelta
 
+from cryptoetl.transform.common import EARLIEST, FUTURE_SLACK
+
 MISSING = frozenset({"", "-", "--", "—", "n/a", "na", "nan", "null", "none", "?"})
 
 _PLAIN = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?$")
@@ -20,8 +22,6 @@ _DOT_GROUPS_COMMA_DECIMAL = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3})+,\d+$")
 _DOT_GROUPS = re.compile(r"^[+-]?\d{1,3}(?:\.\d{3}){2,}$")
 _DECIMAL_COMMA = re.compile(r"^[+-]?\d+,\d+$")
 
-# Bitcoin's genesis block; nothing in this domain is older.
-EARLIEST = datetime(2009, 1, 3, tzinfo=UTC)
 # Unix seconds above this are milliseconds or garbage (this is the year 5138).
 MAX_UNIX_SECONDS = 1e11
 
@@ -114,7 +114,7 @@ def _build(
 
 
 def _in_range(text: str, moment: datetime, now: datetime) -> datetime:
-    if moment < EARLIEST or moment > now + timedelta(days=1):
+    if moment < EARLIEST or moment > now + FUTURE_SLACK:
         raise AmbiguousValue(f"{text!r} is outside {EARLIEST.date()}..today")
     return moment
 

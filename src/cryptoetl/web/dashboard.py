@@ -2,7 +2,7 @@
 
 Read through the JSON API's own query functions: the per-source numbers are those of
 `/api/v1/stats` (`SourceStats.from_overview` over `run_history.stats_overview`), the verdicts
-those of `/api/v1/health` (`freshness.source_problems`), the runs those of `/api/v1/runs`, the
+those of `/api/v1/health` (`freshness.source_problem`), the runs those of `/api/v1/runs`, the
 rejected count that of `/api/v1/rejected`.
 """
 
@@ -18,7 +18,7 @@ from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
-from cryptoetl.api.freshness import source_problems, stale_after_seconds
+from cryptoetl.api.freshness import Problem, source_problem, stale_after_seconds
 from cryptoetl.api.schemas_runs import SourceStats
 from cryptoetl.api.timing import duration
 from cryptoetl.config import Settings
@@ -66,13 +66,11 @@ class SourceCard:
         return VERDICTS[self.verdict][1]
 
 
-def _verdict(enabled: bool, has_problem: bool, row: asyncpg.Record) -> str:
+def _verdict(enabled: bool, problem: Problem | None, row: asyncpg.Record) -> str:
     if not enabled:
         return "disabled"
-    if has_problem:
-        if row["done_status"] in ("failed", "partial"):
-            return str(row["done_status"])
-        return "stale" if row["last_loaded_at"] is not None else "no_data"
+    if problem is not None:
+        return problem.kind
     if row["last_loaded_at"] is None:
         return "running" if row["status"] == "running" else "waiting"
     return "ok"
@@ -98,10 +96,10 @@ def source_cards(
     cards = []
     for row in overview:
         enabled = row["source"] in settings.enabled_sources
-        problems = source_problems(
-            [row], interval_seconds=settings.etl_interval_seconds, now=now, started_at=started
+        problem = source_problem(
+            row, interval_seconds=settings.etl_interval_seconds, now=now, started_at=started
         )
-        verdict = _verdict(enabled, bool(problems), row)
+        verdict = _verdict(enabled, problem, row)
         error = row["done_error"] if verdict in ("failed", "partial") else None
         cards.append(
             SourceCard(

@@ -54,10 +54,6 @@ TextParam = Annotated[str | None, Query(min_length=1, max_length=200, pattern=PR
 PageParam = Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")]
 
 
-def _asset_json(view: asset_queries.AssetView) -> dict[str, Any]:
-    return dataclasses.asdict(view)
-
-
 def _paged(
     request: Request, key: str, items: list[Any], total: int, page: int, page_size: int
 ) -> JsonResponse:
@@ -106,7 +102,7 @@ async def search_assets(
             offset=(page - 1) * page_size,
             stale_after_seconds=stale_after_seconds(settings.etl_interval_seconds),
         )
-    return _paged(request, "assets", [_asset_json(v) for v in views], total, page, page_size)
+    return _paged(request, "assets", views, total, page, page_size)  # orjson writes dataclasses
 
 
 @router.get(
@@ -129,7 +125,7 @@ async def get_asset(
         )
     if view is None:
         raise HTTPException(404, f"no asset with id {asset_id!r}")
-    body = _asset_json(view)
+    body = dataclasses.asdict(view)
     body["request_id"] = request_id_of(request)
     body["api_latency_ms"] = latency_ms(request)
     return JsonResponse(body)
