@@ -37,10 +37,15 @@ from cryptoetl.query import (
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
 
+def one_of(values: Sequence[str]) -> str:
+    """What a value outside `values` is told."""
+    return f"must be one of {', '.join(values)}"
+
+
 def _one_of(values: Sequence[str]) -> AfterValidator:
     def check(value: str | None) -> str | None:
         if value is not None and value not in values:
-            raise ValueError(f"must be one of {', '.join(values)}")
+            raise ValueError(one_of(values))
         return value
 
     return AfterValidator(check)
@@ -59,11 +64,16 @@ def _utc(value: datetime | None) -> datetime | None:
         raise ValueError("is out of range") from None
 
 
+def validation_error(*problems: tuple[tuple[str, ...], str]) -> RequestValidationError:
+    """Problems, each `(loc, message)`, as the same 422 a failed FastAPI validation gives."""
+    return RequestValidationError(
+        [{"loc": loc, "msg": message, "type": "value_error"} for loc, message in problems]
+    )
+
+
 def invalid(error: QueryError) -> RequestValidationError:
     """A `QueryError` as the same 422 a failed FastAPI validation gives."""
-    return RequestValidationError(
-        [{"loc": ("query", error.param), "msg": error.message, "type": "value_error"}]
-    )
+    return validation_error((("query", error.param), error.message))
 
 
 RUN_STATUSES = [status.value for status in RunStatus]

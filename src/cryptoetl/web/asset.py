@@ -13,12 +13,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
-from fastapi.exceptions import RequestValidationError
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
 from cryptoetl.api.freshness import stale_after_seconds
+from cryptoetl.api.params import validation_error
 from cryptoetl.api.routes.assets import AssetIdParam
 from cryptoetl.db import assets as asset_queries
 from cryptoetl.db.assets import AssetView
@@ -47,9 +47,7 @@ SearchText = Annotated[str | None, Query(max_length=200)]
 def _search_text(value: str | None) -> str | None:
     value = (value or "").strip()
     if any(ord(char) < 0x20 or ord(char) == 0x7F for char in value):
-        raise RequestValidationError(
-            [{"loc": ("query", "q"), "msg": "must not hold control characters", "type": "value"}]
-        )
+        raise validation_error((("query", "q"), "must not hold control characters"))
     return value or None
 
 

@@ -12,11 +12,16 @@ from urllib.parse import urlencode
 
 import asyncpg
 from fastapi import APIRouter, Query, Request
-from fastapi.exceptions import RequestValidationError
 from starlette.responses import HTMLResponse
 
 from cryptoetl.api.deps import PoolDep
-from cryptoetl.api.params import RejectedCursorParam, parse_rejected_cursor, rejected_cursor
+from cryptoetl.api.params import (
+    RejectedCursorParam,
+    one_of,
+    parse_rejected_cursor,
+    rejected_cursor,
+    validation_error,
+)
 from cryptoetl.config import KNOWN_SOURCES
 from cryptoetl.db import rejected as rejected_queries
 from cryptoetl.db import run_history as run_queries
@@ -61,16 +66,14 @@ def _filters(source: str | None, run_id: str | None) -> RejectedFilter:
     """The form's filters, checked as the JSON API checks them (422 naming the bad one)."""
     problems = []
     if source is not None and source not in KNOWN_SOURCES:
-        problems.append(("source", f"must be one of {', '.join(KNOWN_SOURCES)}"))
+        problems.append((("query", "source"), one_of(KNOWN_SOURCES)))
     number = None
     if run_id is not None:
         number = int(run_id) if run_id.isascii() and run_id.isdigit() else 0
         if not 1 <= number <= MAX_ID:
-            problems.append(("run_id", "must be a run id (a whole number from 1)"))
+            problems.append((("query", "run_id"), "must be a run id (a whole number from 1)"))
     if problems:
-        raise RequestValidationError(
-            [{"loc": ("query", name), "msg": msg, "type": "value_error"} for name, msg in problems]
-        )
+        raise validation_error(*problems)
     return RejectedFilter(source=source, run_id=number)
 
 

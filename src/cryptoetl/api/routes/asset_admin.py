@@ -15,12 +15,11 @@ import re
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from fastapi.exceptions import RequestValidationError
 
 from cryptoetl.api.auth import AdminDep
 from cryptoetl.api.deps import PoolDep
 from cryptoetl.api.errors import request_id_of
-from cryptoetl.api.params import PRINTABLE
+from cryptoetl.api.params import PRINTABLE, one_of, validation_error
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.schemas import INVALID, NOT_FOUND, UNAVAILABLE, ErrorResponse
 from cryptoetl.api.schemas_assets import PinIn, PinResult, RebuildResult, UnpinResult
@@ -47,13 +46,9 @@ CoinIdPath = Annotated[
 ]
 
 
-def _invalid(where: tuple[str, ...], message: str) -> RequestValidationError:
-    return RequestValidationError([{"loc": where, "msg": message, "type": "value_error"}])
-
-
 def _check_source(source: str, where: str) -> None:
     if source not in KNOWN_SOURCES:
-        raise _invalid((where, "source"), f"must be one of {', '.join(KNOWN_SOURCES)}")
+        raise validation_error(((where, "source"), one_of(KNOWN_SOURCES)))
 
 
 async def _decide_again(
@@ -97,14 +92,18 @@ async def pin_mapping(request: Request, _: AdminDep, pool: PoolDep, pin: PinIn) 
         target = pin.asset_id
         if target is not None and not await asset_queries.asset_exists(conn, target):
             if pin.symbol is None or pin.name is None:
-                raise _invalid(
-                    ("body", "asset_id"),
-                    f"no asset {target!r}; give `symbol` and `name` to create it",
+                raise validation_error(
+                    (
+                        ("body", "asset_id"),
+                        f"no asset {target!r}; give `symbol` and `name` to create it",
+                    )
                 )
             if not re.fullmatch(ASSET_ID, target):
-                raise _invalid(
-                    ("body", "asset_id"),
-                    "a new asset id is lower-case letters and digits in dash-separated parts",
+                raise validation_error(
+                    (
+                        ("body", "asset_id"),
+                        "a new asset id is lower-case letters and digits in dash-separated parts",
+                    )
                 )
             asset = Asset(target, pin.symbol, pin.name, is_derivative(pin.name), Method.ADMIN)
             created = await asset_map.insert_assets(conn, [asset]) == 1

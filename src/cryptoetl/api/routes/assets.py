@@ -10,12 +10,11 @@ import dataclasses
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Path, Query, Request
-from fastapi.exceptions import RequestValidationError
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.freshness import stale_after_seconds
-from cryptoetl.api.params import PRINTABLE, SourceParam, Time
+from cryptoetl.api.params import PRINTABLE, SourceParam, Time, validation_error
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.schemas import INVALID, NOT_FOUND, UNAVAILABLE
 from cryptoetl.api.schemas_assets import AssetDetail, AssetsPage, HistoryOut, MappingsPage
@@ -155,9 +154,7 @@ async def asset_history(
     ] = asset_queries.MAX_BUCKETS,
 ) -> JsonResponse:
     if since is not None and until is not None and since >= until:
-        raise RequestValidationError(
-            [{"loc": ("query", "until"), "msg": "must be after since", "type": "value_error"}]
-        )
+        raise validation_error((("query", "until"), "must be after since"))
     async with pool.acquire() as conn:
         if not await asset_queries.asset_exists(conn, asset_id):
             raise HTTPException(404, f"no asset with id {asset_id!r}")
