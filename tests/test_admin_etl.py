@@ -241,11 +241,9 @@ async def test_a_scheduled_run_skips_a_busy_source_and_runs_the_others(
     runs = await pool.fetch("SELECT * FROM etl_runs ORDER BY id")
     manual_run = next(run for run in runs if run["id"] == run_id)
     scheduled = [run for run in runs if run["trigger"] == "schedule"]
-    assert any(run["source"] == "coinpaprika" for run in scheduled)
-    for run in scheduled:
-        if run["source"] == "coingecko":  # only after the manual run ended
-            assert run["started_at"] >= manual_run["finished_at"]
-    # the ticks during the manual run each ran coinpaprika: at least two in its 3 s
+    # the ticks during the manual run each ran coinpaprika (had the busy coingecko stopped
+    # them, none would have): at least two in its 3 s. A second coingecko run cannot overlap
+    # the manual one at all (the database allows one running run per source).
     during = [
         run
         for run in scheduled

@@ -134,6 +134,7 @@ def test_two_catalog_coins_with_one_identity_make_the_group_ambiguous() -> None:
         {},
     )
     assert result.new_assets == []
+    assert len(result.decisions) == 3  # every coin decided, none mapped
     for decision in result.decisions:
         assert (decision.asset_id, decision.rule) == (None, Rule.AMBIGUOUS)
         assert decision.evidence["candidates"] == ["coingecko:tether", "coingecko:tether-2"]

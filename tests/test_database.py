@@ -6,9 +6,11 @@ import asyncio
 import subprocess
 from pathlib import Path
 
+import asyncpg
 import pytest
 
 from cryptoetl.config import load_settings
+from cryptoetl.db.migrate import load_migrations
 from cryptoetl.db.pool import describe_target, mask_url, prepare_database
 from cryptoetl.errors import DatabaseUnavailableError
 from tests.support import CRYPTOETL, clean_env, free_port
@@ -81,6 +83,7 @@ async def test_migrate_command_against_a_server(pg_server_url: str, tmp_path: Pa
     try:
         url = pg_server_url.replace("/postgres?", f"/{name}?")
         env = clean_env(DATABASE_URL=url, LOG_FORMAT="json")
+        applied: list[list[tuple[int, str, object]]] = []
         for _ in range(2):
             result = await asyncio.to_thread(
                 subprocess.run,
@@ -94,5 +97,16 @@ async def test_migrate_command_against_a_server(pg_server_url: str, tmp_path: Pa
             )
             assert result.returncode == 0, result.stderr
             assert "migrations are up to date" in result.stderr
+            conn = await asyncpg.connect(url)
+            try:
+                rows = await conn.fetch(
+                    "SELECT version, checksum, applied_at FROM schema_migrations ORDER BY version"
+                )
+            finally:
+                await conn.close()
+            applied.append([tuple(row) for row in rows])
+        files = load_migrations()
+        assert [(v, c) for v, c, _ in applied[0]] == [(m.version, m.checksum) for m in files]
+        assert applied[1] == applied[0]  # the rerun applied nothing again
     finally:
         await drop_test_database(pg_server_url, name)

@@ -163,8 +163,23 @@ async def test_two_replicas_run_each_scheduled_run_once_and_hand_over_when_the_l
     seen = await scheduler_seen_by(leader)
     assert (seen["leader"], seen["is_leader"], seen["gauge"]) == (second, False, False)
 
-    # 3. kill -9 the new leader: the replica on the same host sees its process is gone and
-    # takes the lease at its next renewal, without waiting the lease out; runs go on
+    # 3. kill -9 the new leader in the middle of a run: the replica on the same host sees its
+    # process is gone and takes the lease at its next renewal, without waiting the lease out;
+    # it reaps the interrupted run with the reason, and runs go on
+    upstream.delay["coingecko"] = 3.0  # a coingecko run now lasts longer than a tick
+    interrupted: list[int] = []
+
+    async def mid_run() -> bool:
+        # a run that began within the last second: seconds of it are left for the kill
+        run_id = await pool.fetchval(
+            "SELECT id FROM etl_runs WHERE owner = $1 AND status = 'running' "
+            "AND source = 'coingecko' AND started_at > clock_timestamp() - interval '1 second'",
+            second,
+        )
+        interrupted.extend([run_id] if run_id is not None else [])
+        return run_id is not None
+
+    await wait_for(mid_run, 3 * INTERVAL + 3, "a fresh run of the new leader")
     other.process.kill()
     await asyncio.to_thread(other.process.wait)  # reaped, as its supervisor would
     killed_at = await db_now(pool)
@@ -176,9 +191,10 @@ async def test_two_replicas_run_each_scheduled_run_once_and_hand_over_when_the_l
     runs = await scheduled_runs(pool)
     assert {run["owner"] for run in runs if run["started_at"] > killed_at} == {first}
     assert_no_overlap([run for run in runs if run["status"] != "running"])
-    for run in runs:  # a run the kill interrupted is reaped by the new leader, with the reason
-        if run["owner"] == second and run["status"] != "success":
-            assert run["error"].startswith(f"owner process {second} died")
+    reaped = await pool.fetchrow("SELECT status, error FROM etl_runs WHERE id = $1", interrupted[0])
+    assert reaped is not None
+    assert reaped["status"] == "failed"
+    assert reaped["error"].startswith(f"owner process {second} died")
     seen = await scheduler_seen_by(leader)
     assert (seen["leader"], seen["is_leader"], seen["gauge"]) == (first, True, True)
 

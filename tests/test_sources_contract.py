@@ -84,6 +84,7 @@ async def test_accepted_records_are_keyed_by_coin_and_own_time(
     The locator is the coin id and its own timestamp for an API, the file and line for a file.
     """
     outcome = await run_source(make_source(name, source_settings(**SETUPS[name].working())))
+    assert outcome.accepted
     for accepted in outcome.accepted:
         record = accepted.record
         assert record.source == name
@@ -95,6 +96,8 @@ async def test_accepted_records_are_keyed_by_coin_and_own_time(
         if accepted.locator.line is None:
             assert accepted.locator.key == record.coin_id
             assert accepted.locator.at == record.observed_at
+        else:  # a file's data line: the header is line 1
+            assert accepted.locator.line >= 2
 
 
 @pytest.mark.parametrize("name", SOURCES)
