@@ -1,6 +1,6 @@
 """API bench: a real `cryptoetl serve` on 1,000,000 unified rows, driven over loopback.
 
-    .venv/bin/python bench/api.py [--rows 1000000] [--duration 10] [--connections 32]
+    .venv/bin/python bench/api.py [--rows 1000000] [--duration 5] [--rounds 3] [--connections 32]
 
 What it does, all in one run (the machine is shared and noisy, so only figures from the same
 run are compared):

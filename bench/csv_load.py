@@ -37,7 +37,17 @@ from cryptoetl.db.migrate import migrate
 from ingest import raw_copy, synthetic, with_server
 
 CRYPTOETL = str(Path(sys.executable).parent / "cryptoetl")
-TABLES = ("unified_crypto_data", "raw_csv", "rejected_records", "etl_runs", "checkpoints")
+# Every table a run writes: each repetition starts from nothing, the asset mapping included
+TABLES = (
+    "unified_crypto_data",
+    "raw_csv",
+    "rejected_records",
+    "etl_runs",
+    "checkpoints",
+    "asset_mappings",
+    "asset_pins",
+    "assets",
+)
 
 
 def write_csv(path: Path, rows: int) -> None:
