@@ -32,16 +32,14 @@ $(DEV_STAMP): pyproject.toml | $(BIN)/python
 run: $(RUN_STAMP) ## create .venv, install, and serve on the embedded database (Ctrl-C stops)
 	$(BIN)/cryptoetl serve
 
-test: $(DEV_STAMP) ## create .venv, install dev tools, lint, and run the whole test suite
-	$(BIN)/ruff check .
-	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+test: lint ## create .venv, install dev tools, lint, and run the whole test suite
 	$(BIN)/pytest
 
-lint: $(DEV_STAMP) ## ruff and mypy (strict) only
+lint: $(DEV_STAMP) ## ruff, mypy (strict) and the import layers contract (lint-imports)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 fmt: $(DEV_STAMP) ## format and auto-fix with ruff
 	$(BIN)/ruff format .

@@ -53,7 +53,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
 from cryptoetl.db.migrate import migrate  # noqa: E402
-from cryptoetl.db.pool import ensure_database  # noqa: E402
+from cryptoetl.db.server import ensure_database  # noqa: E402
 
 
 @dataclass

@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
 from cryptoetl.db.migrate import load_migrations, migrate  # noqa: E402
-from cryptoetl.db.pool import ensure_database  # noqa: E402
+from cryptoetl.db.server import ensure_database  # noqa: E402
 
 INSERT = """
 INSERT INTO unified_crypto_data (coin_id, name, symbol, price_usd, market_cap, volume_24h,

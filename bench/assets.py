@@ -58,7 +58,8 @@ from cryptoetl.assets.sync import sync_assets  # noqa: E402
 from cryptoetl.db import assets as asset_queries  # noqa: E402
 from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
 from cryptoetl.db.migrate import migrate  # noqa: E402
-from cryptoetl.db.pool import Pool, ensure_database, open_pool  # noqa: E402
+from cryptoetl.db.pool import Pool, open_pool  # noqa: E402
+from cryptoetl.db.server import ensure_database  # noqa: E402
 
 # -- data ---------------------------------------------------------------------------------------
 _INSERT = """

@@ -39,7 +39,8 @@ from cryptoetl.db import assets as asset_queries  # noqa: E402
 from cryptoetl.db import load  # noqa: E402
 from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
 from cryptoetl.db.migrate import migrate  # noqa: E402
-from cryptoetl.db.pool import ensure_database, open_pool  # noqa: E402
+from cryptoetl.db.pool import open_pool  # noqa: E402
+from cryptoetl.db.server import ensure_database  # noqa: E402
 
 COVERING = (
     "CREATE INDEX unified_asset_cover ON unified_crypto_data (source, coin_id, observed_at)"

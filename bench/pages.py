@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
-from cryptoetl.db.pool import ensure_database  # noqa: E402
+from cryptoetl.db.server import ensure_database  # noqa: E402
 
 RUNS = 27_000  # 3 sources x 9,000 runs, one every 5 minutes: ~31 days of history
 REJECTED = 100_000  # 100 per CSV run over the last 1,000 CSV runs

@@ -14,9 +14,9 @@ from typing import Any, TypeVar
 import httpx
 from fastapi import FastAPI
 
-from cryptoetl.config import load_settings
 from cryptoetl.db.embedded import EmbeddedPostgres
 from cryptoetl.db.pool import Connection, Pool
+from cryptoetl.sources import load_settings
 
 T = TypeVar("T")
 
@@ -129,7 +129,7 @@ class OwnServer:
 async def app_on_own_server(tmp_path: Path) -> AsyncIterator[OwnServer]:
     """The real app (lifespan included) on an embedded PostgreSQL started for this test only
     (never the session's shared server), through an in-process client; all stopped after."""
-    from cryptoetl.api.app import create_app
+    from cryptoetl.app import create_app
 
     server = EmbeddedPostgres(tmp_path / "own")
     await asyncio.to_thread(server.start)

@@ -8,10 +8,10 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from cryptoetl.config import load_settings
 from cryptoetl.db.pool import Pool, open_pool
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger, SourceOutcome
-from cryptoetl.pipeline import Pipeline
+from cryptoetl.sources import load_settings
 from tests.upstream import FIXTURES, Upstream
 
 

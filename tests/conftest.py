@@ -29,10 +29,11 @@ import asyncpg
 import httpx
 import pytest
 
-from cryptoetl.config import Settings, load_settings
+from cryptoetl.config import Settings
 from cryptoetl.db.embedded import EmbeddedPostgres
 from cryptoetl.db.migrate import migrate
 from cryptoetl.db.pool import Pool, open_pool, with_database
+from cryptoetl.sources import load_settings
 from tests.dashboard_data import fixture_settings, load_fixtures
 from tests.support import ServeProcess, clean_env, start_serve
 from tests.upstream import Upstream
@@ -149,7 +150,7 @@ def make_settings(db_url: str, tmp_path: Path) -> Callable[..., Settings]:
 def make_client() -> Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]:
     """The real app for `settings`, lifespan included, as an in-process httpx client;
     keyword arguments go to `create_app` (`etl=open_etl` adds the scheduler and the trigger)."""
-    from cryptoetl.api.app import create_app
+    from cryptoetl.app import create_app
 
     @asynccontextmanager
     async def make(settings: Settings, **options: Any) -> AsyncIterator[httpx.AsyncClient]:

@@ -16,8 +16,8 @@ from pathlib import Path
 
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger
-from cryptoetl.pipeline import Pipeline
 from tests.upstream import Upstream, server_error
 
 CSV_FIXTURES = Path(__file__).parent / "fixtures" / "csv"

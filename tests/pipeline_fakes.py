@@ -20,13 +20,16 @@ from cryptoetl.errors import RetriesExhaustedError, SourceError, TransientSource
 from cryptoetl.models import (
     Accepted,
     Batch,
+    LocatorKind,
     RawLocator,
     Rejection,
     ResponseMeta,
     SourceRecord,
     UnifiedRecord,
 )
-from cryptoetl.sources.base import SourceContext, SourceFactory
+from cryptoetl.sources import REGISTRY
+from cryptoetl.sources.base import SourceContext, SourceInfo
+from cryptoetl.sources.registry import Registry
 
 T0 = datetime(2025, 2, 9, 17, 0, tzinfo=UTC)
 
@@ -68,8 +71,9 @@ class FakeFeed:
 class FakeSource:
     """A paged source over a `FakeFeed` (see the module docstring)."""
 
-    def __init__(self, name: str, feed: FakeFeed, context: SourceContext) -> None:
-        self.name = name
+    def __init__(self, info: SourceInfo, feed: FakeFeed, context: SourceContext) -> None:
+        self.info = info
+        self.name = info.name
         self.feed = feed
         self.context = context
 
@@ -130,10 +134,24 @@ class FakeSource:
         )
 
 
-def registry(**feeds: FakeFeed) -> dict[str, SourceFactory]:
-    """A registry of fake sources, one per keyword (`coingecko=FakeFeed(...)`)."""
+@dataclass(frozen=True)
+class FakeSourceClass:
+    """What the registry holds for a fake source: its info, and its feed for every run."""
 
-    def factory(name: str, feed: FakeFeed) -> SourceFactory:
-        return lambda context: FakeSource(name, feed, context)
+    info: SourceInfo
+    feed: FakeFeed
 
-    return {name: factory(name, feed) for name, feed in feeds.items()}
+    def __call__(self, context: SourceContext) -> FakeSource:
+        return FakeSource(self.info, self.feed, context)
+
+
+def registry(**feeds: FakeFeed) -> Registry:
+    """A registry of fake sources, one per keyword (`coingecko=FakeFeed(...)`); a fake named
+    like a real source ranks like it when assets are matched."""
+    classes = []
+    for name, feed in feeds.items():
+        real = REGISTRY.info(name)
+        rank, catalog = (real.match_rank, real.catalog) if real is not None else (100, False)
+        info = SourceInfo(name, LocatorKind.OBSERVATION, match_rank=rank, catalog=catalog)
+        classes.append(FakeSourceClass(info, feed))
+    return Registry(*classes)

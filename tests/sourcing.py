@@ -42,7 +42,9 @@ class Outcome:
 
 
 def make_source(name: str, settings: Settings, **context: Any) -> Source:
-    return REGISTRY[name](SourceContext(settings=settings, **context))
+    cls = REGISTRY.get(name)
+    assert cls is not None, f"no source named {name!r}"
+    return cls(SourceContext(settings=settings, **context))
 
 
 async def run_source(source: Source, cursor: Mapping[str, Any] | None = None) -> Outcome:

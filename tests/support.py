@@ -16,7 +16,7 @@ from pathlib import Path
 
 import httpx
 
-from cryptoetl.progress import SUMMARY_COLUMNS
+from cryptoetl.cli.progress import SUMMARY_COLUMNS
 from tests.upstream import Upstream
 
 CRYPTOETL = str(Path(sys.executable).parent / "cryptoetl")

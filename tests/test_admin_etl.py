@@ -12,8 +12,8 @@ import pytest
 
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
-from cryptoetl.runner import STOPPING
-from cryptoetl.scheduler import open_etl
+from cryptoetl.etl.background import STOPPING
+from cryptoetl.etl.service import open_etl
 from tests.api_data import eventually
 from tests.upstream import Upstream
 

@@ -10,8 +10,7 @@ from cryptoetl.api.cache import LruCache
 from cryptoetl.api.freshness import source_problems
 from cryptoetl.api.params import DataParams, openapi_parameters
 from cryptoetl.api.streaming import negotiate
-from cryptoetl.config import KNOWN_SOURCES
-from cryptoetl.query import (
+from cryptoetl.db.data_query import (
     SORTS,
     Cursor,
     DataFilters,
@@ -20,6 +19,7 @@ from cryptoetl.query import (
     decode_cursor,
     encode_cursor,
 )
+from cryptoetl.sources import REGISTRY
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
@@ -143,7 +143,7 @@ def test_data_parameters_are_published_from_the_model() -> None:
     """The OpenAPI parameters are the model's fields; choices are enums from the code's lists."""
     parameters = {p["name"]: p for p in openapi_parameters(DataParams)}
     assert set(parameters) == set(DataParams.model_fields)
-    assert parameters["source"]["schema"]["enum"] == list(KNOWN_SOURCES)
+    assert parameters["source"]["schema"]["enum"] == list(REGISTRY.names)
     assert parameters["sort"]["schema"]["enum"] == list(SORTS)
     assert parameters["page_size"]["schema"]["maximum"] == 1000
     assert all(p["in"] == "query" and not p["required"] for p in parameters.values())

@@ -8,10 +8,10 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cryptoetl.assets.identity import coin_keys, id_name, is_derivative, name_key, slug
-from cryptoetl.assets.match import Asset, Coin, Decision, Method, Pin, Rule, match
+from cryptoetl.assets.match import match
 from cryptoetl.assets.overrides import load_overrides, parse_overrides
-from cryptoetl.assets.spread import spread_of
 from cryptoetl.errors import AssetOverridesError
+from cryptoetl.models import Asset, Coin, Decision, Method, Pin, Rule, spread_of
 from tests.upstream import COINGECKO_PAGE_1, COINPAPRIKA_TICKERS
 
 

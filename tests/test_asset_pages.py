@@ -13,8 +13,8 @@ import httpx
 
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger
-from cryptoetl.pipeline import Pipeline
 from cryptoetl.web import format as fmt
 from tests.html_tree import Element, parse_html
 

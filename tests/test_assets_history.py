@@ -13,8 +13,8 @@ import pytest
 from cryptoetl.assets.sync import sync_assets
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger
-from cryptoetl.pipeline import Pipeline
 from tests.assets_data import copy_csv_fixtures, load_series
 from tests.upstream import FIXTURES
 

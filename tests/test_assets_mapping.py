@@ -14,8 +14,8 @@ from cryptoetl.assets.overrides import parse_overrides
 from cryptoetl.assets.sync import sync_assets
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger
-from cryptoetl.pipeline import Pipeline
 from tests.assets_data import observe
 from tests.upstream import Upstream
 

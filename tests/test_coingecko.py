@@ -6,11 +6,13 @@ import json
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
-from cryptoetl.config import Settings, load_settings
-from cryptoetl.sources.coingecko import endpoint, resume_point
+from cryptoetl.config import Settings
+from cryptoetl.sources import load_settings
+from cryptoetl.sources.coingecko import CoinGeckoSettings, endpoint, resume_point
 from tests.sourcing import make_source, run_source
 from tests.upstream import Upstream
 
@@ -148,10 +150,10 @@ def test_resume_point_only_trusts_a_current_cycle(cursor: dict[str, object], exp
     ],
 )
 def test_plan_picks_host_and_key_header(
-    values: dict[str, str], base: str, headers: dict[str, str]
+    values: dict[str, Any], base: str, headers: dict[str, str]
 ) -> None:
     """Demo keys go to api.coingecko.com, pro keys to pro-api, each in its own header."""
-    target = endpoint(load_settings(env_file=None, **values))
+    target = endpoint(load_settings(env_file=None, **values).of(CoinGeckoSettings))
     assert target.base_url == base
     assert dict(target.headers) == headers
 

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
-from cryptoetl.config import Settings, load_settings
+from cryptoetl.config import Settings
 from cryptoetl.errors import UpstreamRejectedError
+from cryptoetl.sources import load_settings
 from cryptoetl.sources.base import SourceContext
-from cryptoetl.sources.coinpaprika import CoinPaprika, endpoint
+from cryptoetl.sources.coinpaprika import CoinPaprika, CoinPaprikaSettings, endpoint
 from tests.sourcing import make_source, run_source
 from tests.upstream import Upstream
 
@@ -109,9 +111,9 @@ async def test_a_rejected_key_fails_at_once(
     ],
 )
 def test_a_key_selects_the_pro_host(
-    values: dict[str, str], base: str, headers: dict[str, str]
+    values: dict[str, Any], base: str, headers: dict[str, str]
 ) -> None:
     """No key: the free host; a key: api-pro with the key in Authorization."""
-    target = endpoint(load_settings(env_file=None, **values))
+    target = endpoint(load_settings(env_file=None, **values).of(CoinPaprikaSettings))
     assert target.base_url == base
     assert dict(target.headers) == headers

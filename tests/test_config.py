@@ -7,8 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from cryptoetl.config import KNOWN_SOURCES, load_settings
 from cryptoetl.errors import ConfigError
+from cryptoetl.sources import REGISTRY, load_settings
+from cryptoetl.sources.coingecko import CoinGeckoSettings
+from cryptoetl.sources.csv_source import CsvSettings
 from tests.support import CRYPTOETL, clean_env
 
 
@@ -21,10 +23,10 @@ def test_defaults_follow_the_seed() -> None:
     assert settings.initial_retry_delay == 1.0
     assert settings.max_retry_delay == 60.0
     assert settings.rate_limit_delay == 0.5
-    assert settings.csv_file_path == "data/sample.csv"
+    assert settings.of(CsvSettings).csv_file_path == "data/sample.csv"
     assert settings.log_level == "INFO"
     assert settings.cryptoetl_data_dir == Path(".cryptoetl")
-    assert settings.enabled_sources == KNOWN_SOURCES
+    assert settings.enabled_sources == REGISTRY.names
 
 
 def test_values_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -38,7 +40,7 @@ def test_values_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -
     assert settings.api_port == 9001
     assert settings.log_level == "DEBUG"
     assert settings.enabled_sources == ("coingecko", "csv")
-    assert settings.coingecko_api_plan == "pro"
+    assert settings.of(CoinGeckoSettings).coingecko_api_plan == "pro"
     assert settings.etl_run_on_startup is False
 
 
@@ -48,7 +50,7 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
     env_file.write_text("API_PORT=8123\nPOSTGRES_PASSWORD=x\nCOINGECKO_PAGES=2\n")
     settings = load_settings(env_file=env_file)
     assert settings.api_port == 8123
-    assert settings.coingecko_pages == 2
+    assert settings.of(CoinGeckoSettings).coingecko_pages == 2
 
 
 @pytest.mark.parametrize(
@@ -94,11 +96,14 @@ def test_retry_delays_must_be_ordered(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_request_budget_defaults_follow_the_plan() -> None:
     """Without a budget set, CoinGecko's follows the key and plan."""
-    assert load_settings(env_file=None).coingecko_budget() == 10
-    assert load_settings(env_file=None, coingecko_api_key="k").coingecko_budget() == 30
+    assert load_settings(env_file=None).of(CoinGeckoSettings).budget() == 10
+    assert load_settings(env_file=None, coingecko_api_key="k").of(CoinGeckoSettings).budget() == 30
     pro = load_settings(env_file=None, coingecko_api_key="k", coingecko_api_plan="pro")
-    assert pro.coingecko_budget() == 250
-    assert load_settings(env_file=None, coingecko_requests_per_minute=7).coingecko_budget() == 7
+    assert pro.of(CoinGeckoSettings).budget() == 250
+    assert (
+        load_settings(env_file=None, coingecko_requests_per_minute=7).of(CoinGeckoSettings).budget()
+        == 7
+    )
 
 
 def test_secrets_lists_keys_and_the_database_password() -> None:

@@ -11,7 +11,7 @@ import pytest
 
 from cryptoetl.errors import CsvFileError
 from cryptoetl.models import UnifiedRecord
-from cryptoetl.transform.csv import coin_from_file_name, map_header, read_row, row_payload
+from cryptoetl.transform.csv_rows import coin_from_file_name, map_header, read_row, row_payload
 
 FIXTURES = Path(__file__).parent / "fixtures" / "csv"
 NOW = datetime(2026, 11, 25, tzinfo=UTC)

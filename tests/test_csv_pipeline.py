@@ -12,8 +12,8 @@ import pytest
 
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger, SourceOutcome
-from cryptoetl.pipeline import Pipeline
 
 FIXTURES = Path(__file__).parent / "fixtures" / "csv"
 MANGLED = "csv_kaggle_coin_Bitcoin_EXCEL_MANGLED.csv"

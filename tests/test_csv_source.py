@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from cryptoetl.config import load_settings
 from cryptoetl.errors import SourceError
 from cryptoetl.models import Accepted, Batch, Rejection
+from cryptoetl.sources import load_settings
 from cryptoetl.sources.base import SourceContext
-from cryptoetl.sources.csv import CsvSource
+from cryptoetl.sources.csv_source import CsvSource
 
 FIXTURES = Path(__file__).parent / "fixtures" / "csv"
 HEADER = "Name,Symbol,Date,Close,Volume,Marketcap\n"

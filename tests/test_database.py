@@ -9,10 +9,12 @@ from pathlib import Path
 import asyncpg
 import pytest
 
-from cryptoetl.config import load_settings
 from cryptoetl.db.migrate import load_migrations
-from cryptoetl.db.pool import describe_target, mask_url, prepare_database
+from cryptoetl.db.pool import describe_target
+from cryptoetl.db.server import prepare_database
 from cryptoetl.errors import DatabaseUnavailableError
+from cryptoetl.log import SecretMasker
+from cryptoetl.sources import load_settings
 from tests.support import CRYPTOETL, clean_env, free_port
 
 
@@ -23,7 +25,7 @@ def test_describe_target_never_shows_the_password() -> None:
     assert (
         describe_target("postgresql://postgres:@/postgres?host=/tmp/x") == "socket /tmp/x/postgres"
     )
-    assert mask_url(url) == "postgresql://app:***@db.example:6543/market"
+    assert SecretMasker().mask_text(url) == "postgresql://app:***@db.example:6543/market"
 
 
 async def test_unreachable_server_raises_a_clear_error() -> None:

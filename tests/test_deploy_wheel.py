@@ -73,7 +73,7 @@ def test_wheel_ships_the_package_and_its_migrations(installed: Installed) -> Non
     assert not [n for n in names if n.startswith("tests/")]
     (entry_points,) = [n for n in names if n.endswith(".dist-info/entry_points.txt")]
     text = zipfile.ZipFile(installed.wheel).read(entry_points).decode()
-    assert "cryptoetl = cryptoetl.cli:main" in text
+    assert "cryptoetl = cryptoetl.cli.main:main" in text
 
 
 def test_installed_command_runs_and_finds_its_migrations(

@@ -1,18 +1,23 @@
-""".env.example: every setting of `Settings`, explained, with true defaults and no secret.
+""".env.example: every setting of `Settings` and of every source's settings, explained, with
+true defaults and no secret.
 
-A setting added to `Settings` without a line here fails `test_every_setting_is_listed`.
+A setting added to `Settings` (or to a registered source's `SourceSettings`) without a line here
+fails `test_every_setting_is_listed`.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from pydantic import SecretStr
+from pydantic_settings import BaseSettings
 
-from cryptoetl.config import Settings, load_settings
+from cryptoetl.config import Settings
+from cryptoetl.sources import REGISTRY, load_settings
 from tests.deploy_files import ROOT, variables
 
 EXAMPLE = ROOT / ".env.example"
@@ -33,10 +38,21 @@ def _entries() -> list[tuple[int, bool, str, str]]:
     return found
 
 
+def _models() -> list[type[BaseSettings]]:
+    """The service's settings class and every registered source's."""
+    return [Settings, *(m for m in REGISTRY.settings_classes().values() if m is not None)]
+
+
+def _value(settings: Settings, model: type[BaseSettings], name: str) -> Any:
+    part: BaseSettings = settings if model is Settings else settings.of(model)  # type: ignore[type-var]
+    return getattr(part, name)
+
+
 def _secret_names() -> set[str]:
     names = {
         name.upper()
-        for name, field in Settings.model_fields.items()
+        for model in _models()
+        for name, field in model.model_fields.items()
         if SecretStr in getattr(field.annotation, "__args__", (field.annotation,))
     }
     return names | {"POSTGRES_PASSWORD"}
@@ -46,7 +62,7 @@ def test_every_setting_is_listed() -> None:
     """Each field of Settings has a line, once; nothing else but compose's POSTGRES_*."""
     names = [name for _, _, name, _ in _entries()]
     assert len(names) == len(set(names)), "a setting is listed twice"
-    fields = {name.upper() for name in Settings.model_fields}
+    fields = {name.upper() for model in _models() for name in model.model_fields}
     assert fields - set(names) == set(), "settings missing from .env.example"
     assert set(names) - fields == COMPOSE_ONLY
 
@@ -71,10 +87,11 @@ def test_the_shown_defaults_are_the_real_ones(tmp_path: Path) -> None:
     env_file.write_text("".join(f"{name}={value}\n" for _, _, name, value in _entries()))
     uncommented = load_settings(env_file=env_file)
     defaults = load_settings(env_file=None)
-    for name in Settings.model_fields:
-        default = getattr(defaults, name)
-        if default is not None:
-            assert getattr(uncommented, name) == default, name.upper()
+    for model in _models():
+        for name in model.model_fields:
+            default = _value(defaults, model, name)
+            if default is not None:
+                assert _value(uncommented, model, name) == default, name.upper()
 
 
 def test_no_secret_is_filled_in() -> None:

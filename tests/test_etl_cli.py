@@ -11,12 +11,21 @@ from cryptoetl.db.pool import Pool
 from tests.support import clean_env, etl, free_port, loopback_env, sigkill_when, start_etl
 from tests.upstream import Upstream
 
-TABLES = ("raw_coingecko", "raw_coinpaprika", "unified_crypto_data", "rejected_records")
+# the HTTP sources' raw records (one table), per source, and the other tables
+TABLES = {
+    "raw_coingecko": "raw_http WHERE source = 'coingecko'",
+    "raw_coinpaprika": "raw_http WHERE source = 'coinpaprika'",
+    "unified_crypto_data": "unified_crypto_data",
+    "rejected_records": "rejected_records",
+}
 PAPRIKA_TICKERS = 81  # the recorded CoinPaprika list served by the loopback upstream
 
 
 async def counts(pool: Pool) -> dict[str, int]:
-    return {t: await pool.fetchval(f"SELECT count(*) FROM {t}") for t in TABLES}  # noqa: S608
+    return {
+        name: await pool.fetchval(f"SELECT count(*) FROM {rows}")  # noqa: S608
+        for name, rows in TABLES.items()
+    }
 
 
 async def test_two_cli_runs_load_once_and_then_report_unchanged(
@@ -115,7 +124,7 @@ async def test_sigkill_mid_load_then_rerun_gives_exact_rows(
         "FROM unified_crypto_data) AS d"
     )
     assert distinct == total
-    assert await pool.fetchval("SELECT count(*) FROM raw_coingecko") == total
+    assert await pool.fetchval("SELECT count(*) FROM raw_http WHERE source = 'coingecko'") == total
     assert await pool.fetchval("SELECT count(*) FROM etl_runs WHERE status = 'running'") == 0
     dead = await pool.fetchrow("SELECT status, error FROM etl_runs WHERE id = $1", killed["id"])
     assert dead is not None

@@ -13,10 +13,10 @@ from cryptoetl.config import Settings
 from cryptoetl.db import lease as lease_db
 from cryptoetl.db.pool import Pool
 from cryptoetl.errors import NotLeaderError
-from cryptoetl.lease import LeaderLease
+from cryptoetl.etl.leader import LeaderLease
+from cryptoetl.etl.owner import this_process
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunTrigger
-from cryptoetl.owner import this_process
-from cryptoetl.pipeline import Pipeline
 from tests.support import dead_pid
 
 ETL = lease_db.ETL_LEASE

@@ -12,8 +12,7 @@ from cryptoetl.db.migrate import load_migrations, migrate
 from cryptoetl.errors import MigrationChecksumError, MigrationError
 
 DESIGN_TABLES = {
-    "raw_coinpaprika",
-    "raw_coingecko",
+    "raw_http",
     "raw_csv",
     "unified_crypto_data",
     "rejected_records",

@@ -17,8 +17,8 @@ import pytest
 from cryptoetl.config import Settings
 from cryptoetl.db import rejected as rejected_queries
 from cryptoetl.db.pool import Pool
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger
-from cryptoetl.pipeline import Pipeline
 from cryptoetl.web import rejected as rejected_page
 from tests.api_data import add_run, ago
 from tests.dashboard_data import CSV_REJECTED

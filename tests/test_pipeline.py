@@ -9,17 +9,23 @@ import pytest
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 from cryptoetl.errors import UpstreamRejectedError
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger, SourceOutcome
-from cryptoetl.pipeline import Pipeline
 from tests.pipeline_fakes import FakeFeed, coin, pages, registry
 
-DATA_TABLES = ("raw_coingecko", "raw_coinpaprika", "unified_crypto_data", "rejected_records")
+# what is counted: the HTTP sources' raw records (one table), per source, and the other tables
+DATA_TABLES = {
+    "raw_coingecko": "raw_http WHERE source = 'coingecko'",
+    "raw_coinpaprika": "raw_http WHERE source = 'coinpaprika'",
+    "unified_crypto_data": "unified_crypto_data",
+    "rejected_records": "rejected_records",
+}
 
 
 async def table_counts(pool: Pool) -> dict[str, int]:
     return {
-        table: await pool.fetchval(f"SELECT count(*) FROM {table}")  # noqa: S608
-        for table in DATA_TABLES
+        name: await pool.fetchval(f"SELECT count(*) FROM {rows}")  # noqa: S608
+        for name, rows in DATA_TABLES.items()
     }
 
 
@@ -118,7 +124,8 @@ async def test_unified_rows_point_at_the_raw_row_holding_their_payload(
         """
         SELECT u.coin_id, u.price_usd, u.observed_at, r.coin_id AS raw_coin,
                r.source_updated_at, (r.payload->>'price')::float8 AS raw_price
-        FROM unified_crypto_data u LEFT JOIN raw_coingecko r ON r.id = u.raw_id
+        FROM unified_crypto_data u
+        LEFT JOIN raw_http r ON r.id = u.raw_id AND r.source = 'coingecko'
         """
     )
     assert len(rows) == 10

@@ -5,10 +5,12 @@ from __future__ import annotations
 import io
 from datetime import UTC, datetime, timedelta
 
-from cryptoetl.config import load_settings
+from cryptoetl.cli.progress import TerminalProgress, format_summary
+from cryptoetl.etl.prepare import prepare_batch
 from cryptoetl.models import (
     Accepted,
     Batch,
+    LocatorKind,
     Rejection,
     ResponseMeta,
     RunCounts,
@@ -16,9 +18,8 @@ from cryptoetl.models import (
     SourceOutcome,
     SourceRecord,
 )
-from cryptoetl.prepare import prepare_batch
-from cryptoetl.progress import TerminalProgress, format_summary
-from cryptoetl.sources.base import SourceContext
+from cryptoetl.sources import load_settings
+from cryptoetl.sources.base import SourceContext, SourceInfo
 from tests.pipeline_fakes import FakeFeed, FakeSource, coin
 
 NOW = datetime(2025, 2, 9, 17, 0, tzinfo=UTC)
@@ -46,7 +47,7 @@ class Exploding(FakeSource):
 def test_prepare_splits_a_batch_and_never_drops_a_record() -> None:
     """Accepted records get raw rows in order; a bad one and a crashing one become rejections."""
     context = SourceContext(load_settings(env_file=None))
-    source = Exploding("coingecko", FakeFeed([]), context)
+    source = Exploding(SourceInfo("coingecko", LocatorKind.OBSERVATION), FakeFeed([]), context)
     prepared = prepare_batch(
         source, batch("coingecko", coin(1), {"id": "x", "last_updated": "?"}, coin(2), coin(3))
     )

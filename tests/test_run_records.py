@@ -12,9 +12,10 @@ import pytest
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 from cryptoetl.errors import RunInProgressError
+from cryptoetl.etl.owner import Owner, death_reason, this_process
+from cryptoetl.etl.pipeline import Pipeline
+from cryptoetl.etl.reaper import reap_dead_runs
 from cryptoetl.models import RunStatus, RunTrigger
-from cryptoetl.owner import Owner, death_reason, this_process
-from cryptoetl.pipeline import Pipeline, reap_dead_runs
 from tests.pipeline_fakes import T0, FakeFeed, pages, registry
 from tests.support import dead_pid
 

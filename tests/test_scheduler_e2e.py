@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from cryptoetl.db.pool import Pool
-from cryptoetl.runner import STOPPING
+from cryptoetl.etl.background import STOPPING
 from tests.deploy_files import ROOT
 from tests.support import ServeProcess, clean_env, loopback_env, wait_healthy
 from tests.upstream import Upstream

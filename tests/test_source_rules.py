@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from cryptoetl.errors import BadPayloadError
-from cryptoetl.sources.body import Scrubber, decode_json, display_url, upstream_reason
+from cryptoetl.log import SecretMasker
+from cryptoetl.sources.body import decode_json, display_url, upstream_reason
 from cryptoetl.sources.retry import backoff_delay, is_transient_status, parse_retry_after
 
 NOW = datetime(2025, 2, 9, 17, 44, 0, tzinfo=UTC)
@@ -73,7 +74,7 @@ def test_only_rate_limits_timeouts_and_server_errors_are_retried(
 
 def test_urls_in_messages_carry_no_secret() -> None:
     """Passwords, key-like query parameters and known keys are masked in shown URLs."""
-    scrub = Scrubber(["sekrit-key-42"])
+    scrub = SecretMasker(["sekrit-key-42"]).mask_text
     shown = display_url(
         "https://user:pw@api.example.com/v3/x?x_cg_demo_api_key=abc&page=2",
         {"token": "t0k", "vs_currency": "usd", "q": "sekrit-key-42"},

@@ -51,7 +51,7 @@ SETUPS: dict[str, ContractSetup] = {
     ),
 }
 
-SOURCES = sorted(REGISTRY)
+SOURCES = sorted(REGISTRY.names)
 
 
 @pytest.mark.parametrize("name", SOURCES)
@@ -61,7 +61,7 @@ async def test_a_source_yields_its_named_batches_of_records(
     """fetch yields Batches under the source's name with records, meta and a JSON cursor."""
     assert name in SETUPS, f"add a contract set-up for source {name!r} to SETUPS"
     source = make_source(name, source_settings(**SETUPS[name].working()))
-    assert source.name == name
+    assert source.info.name == name
     outcome = await run_source(source)
     assert outcome.batches, "a source that got an answer yields at least one batch"
     for batch in outcome.batches:

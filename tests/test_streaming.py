@@ -10,8 +10,8 @@ from starlette.types import Message
 
 from cryptoetl.api.streaming import CHUNK_ROWS, EXPORT_SLOTS, RowStream
 from cryptoetl.db.data import stream_statement
+from cryptoetl.db.data_query import DataFilters, build_query
 from cryptoetl.db.pool import Pool
-from cryptoetl.query import DataFilters, build_query
 from tests.api_data import load_rows
 
 

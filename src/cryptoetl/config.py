@@ -1,19 +1,26 @@
 """Settings, read once from the environment and `.env`, validated, then passed down.
 
-Nothing here runs at import time: `load_settings()` is called by the CLI and by tests, and the
-resulting `Settings` object is handed to `create_app`, the pipeline and the scheduler.
-A bad value raises `ConfigError` whose message is one line naming the variable.
+`Settings` holds the service's own settings; each source declares its own in a
+`SourceSettings` subclass (its API key, its base URL...), which the same read fills from the
+same environment. `read_settings(env_file, sources)` reads them all at once;
+`cryptoetl.sources.load_settings()` calls it with every registered source, and is what the CLI
+and the tests use. The resulting `Settings` object is handed to `create_app`, the pipeline and
+the scheduler; a source finds its own part with `settings.of(CoinGeckoSettings)`.
+
+Nothing here runs at import time. A bad value raises `ConfigError` whose message is one line
+naming the variable.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
-    AnyHttpUrl,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     field_validator,
@@ -23,31 +30,28 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cryptoetl.errors import ConfigError
 
-KNOWN_SOURCES: tuple[str, ...] = ("coinpaprika", "coingecko", "csv")
-
 LogLevel = Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"]
+_CONFIG = SettingsConfigDict(
+    env_file=".env",
+    env_file_encoding="utf-8",
+    case_sensitive=False,
+    extra="ignore",
+    frozen=True,
+)
 
-# Request budgets (requests per minute) when the operator sets none, from the providers' docs.
-# CoinGecko: keyless calls are limited per IP (5-15/min in its older docs, shared with everyone
-# behind that IP); the demo plan has been documented at 30/min (newer pages say 100: 30 stays
-# safe under both); a pro key can be any paid plan, the smallest of which (Basic) allows 250/min,
-# so a bigger plan sets COINGECKO_REQUESTS_PER_MINUTE. CoinPaprika's plans are monthly quotas
-# (free: 20,000 calls a month) with no per-minute figure; one call per run is what matters
-# there, and the budget only spaces retries.
-DEFAULT_COINGECKO_BUDGET: dict[str, int] = {"keyless": 10, "demo": 30, "pro": 250}
-DEFAULT_COINPAPRIKA_BUDGET: dict[str, int] = {"free": 60, "pro": 600}
+
+class SourceSettings(BaseSettings):
+    """The settings one source declares: subclass it in the source's module, one field per
+    environment variable (named like the variable), and name the class in the source's
+    `SourceInfo`. Read together with `Settings` (`read_settings`)."""
+
+    model_config = _CONFIG
 
 
 class Settings(BaseSettings):
     """Every setting of the service. Field names are the environment variable names."""
 
-    model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
-        case_sensitive=False,
-        extra="ignore",
-        frozen=True,
-    )
+    model_config = _CONFIG
 
     database_url: SecretStr | None = Field(
         default=None,
@@ -64,17 +68,11 @@ class Settings(BaseSettings):
         default=None, description="Unset: console on a terminal, JSON lines otherwise."
     )
 
-    coinpaprika_api_key: SecretStr | None = None
-    coinpaprika_base_url: AnyHttpUrl | None = None
-    coinpaprika_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
-    coingecko_api_key: SecretStr | None = None
-    coingecko_api_plan: Literal["demo", "pro"] = "demo"
-    coingecko_base_url: AnyHttpUrl | None = None
-    coingecko_pages: int = Field(default=4, ge=1, le=100)
-    coingecko_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
-
-    csv_file_path: str = Field(default="data/sample.csv", min_length=1)
-    enabled_sources: Annotated[tuple[str, ...], NoDecode] = KNOWN_SOURCES
+    enabled_sources: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(), description="Unset: every registered source."
+    )
+    # each source's own settings, by source name (filled by `read_settings`)
+    _sources: dict[str, SourceSettings] = PrivateAttr(default_factory=dict)
 
     max_retries: int = Field(default=3, ge=0, le=20)
     initial_retry_delay: float = Field(default=1.0, gt=0, le=3600)
@@ -98,25 +96,17 @@ class Settings(BaseSettings):
     @classmethod
     def _split_sources(cls, value: Any) -> Any:
         if isinstance(value, str):
-            return tuple(part.strip().lower() for part in value.split(",") if part.strip())
+            value = [part.strip().lower() for part in value.split(",") if part.strip()]
+        if isinstance(value, list | tuple):
+            return tuple(dict.fromkeys(value))
         return value
-
-    @field_validator("enabled_sources")
-    @classmethod
-    def _known_sources(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        unknown = [name for name in value if name not in KNOWN_SOURCES]
-        if unknown:
-            raise ValueError(
-                f"unknown source(s) {', '.join(unknown)}; known: {', '.join(KNOWN_SOURCES)}"
-            )
-        return tuple(dict.fromkeys(value))
 
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper_level(cls, value: Any) -> Any:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("log_format", "coingecko_api_plan", mode="before")
+    @field_validator("log_format", mode="before")
     @classmethod
     def _lower_choice(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -124,20 +114,10 @@ class Settings(BaseSettings):
             return value or None
         return value
 
-    @field_validator(
-        "database_url",
-        "coinpaprika_api_key",
-        "coingecko_api_key",
-        "admin_token",
-        "coinpaprika_base_url",
-        "coingecko_base_url",
-        mode="before",
-    )
+    @field_validator("database_url", "admin_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
-        if isinstance(value, str) and not value.strip():
-            return None
-        return value
+        return empty_is_unset(value)
 
     @field_validator("database_url")
     @classmethod
@@ -162,31 +142,23 @@ class Settings(BaseSettings):
             )
         return self
 
-    def coingecko_budget(self) -> int:
-        """Requests per minute for CoinGecko: the setting, else the plan's documented rate."""
-        if self.coingecko_requests_per_minute is not None:
-            return self.coingecko_requests_per_minute
-        if self.coingecko_api_key is None:
-            return DEFAULT_COINGECKO_BUDGET["keyless"]
-        return DEFAULT_COINGECKO_BUDGET[self.coingecko_api_plan]
+    def of(self, kind: type[S]) -> S:
+        """The settings of one source (`kind`, its `SourceSettings` class), as read with these."""
+        for part in self._sources.values():
+            if isinstance(part, kind):
+                return part
+        raise LookupError(f"{kind.__name__} was not read with these settings (see read_settings)")
 
-    def coinpaprika_budget(self) -> int:
-        """Requests per minute for CoinPaprika: the setting, else the plan's default."""
-        if self.coinpaprika_requests_per_minute is not None:
-            return self.coinpaprika_requests_per_minute
-        plan = "free" if self.coinpaprika_api_key is None else "pro"
-        return DEFAULT_COINPAPRIKA_BUDGET[plan]
+    def sources_read(self) -> Mapping[str, SourceSettings]:
+        """Every source's settings that were read, by source name."""
+        return dict(self._sources)
 
     def secrets(self) -> list[str]:
         """Every secret value set, so the log pipeline can mask it wherever it appears."""
-        values: list[str] = []
-        for secret in (
-            self.coinpaprika_api_key,
-            self.coingecko_api_key,
-            self.admin_token,
-        ):
-            if secret is not None and secret.get_secret_value():
-                values.append(secret.get_secret_value())
+        # the database URL's secret is its password, not the whole URL
+        url = self.database_url.get_secret_value() if self.database_url is not None else None
+        values = [value for value in secret_values(self) if value != url]
+        values += [value for part in self._sources.values() for value in secret_values(part)]
         if self.database_url is not None:
             password = urlsplit(self.database_url.get_secret_value()).password
             if password:
@@ -194,22 +166,91 @@ class Settings(BaseSettings):
         return values
 
 
-def _describe(error: Any) -> str:
+S = TypeVar("S", bound=SourceSettings)
+
+
+def empty_is_unset(value: Any) -> Any:
+    """An empty or blank environment value means the setting is not set (a `before` validator)."""
+    if isinstance(value, str) and not value.strip():
+        return None
+    return value
+
+
+def secret_values(settings: BaseSettings) -> list[str]:
+    """The values of every `SecretStr` field that is set."""
+    values = []
+    for name in type(settings).model_fields:
+        value = getattr(settings, name)
+        if isinstance(value, SecretStr) and value.get_secret_value():
+            values.append(value.get_secret_value())
+    return values
+
+
+def _secret_names(models: Iterable[type[BaseSettings]]) -> set[str]:
+    names = set()
+    for model in models:
+        for name, field in model.model_fields.items():
+            if "SecretStr" in str(field.annotation):
+                names.add(name.upper())
+    return names
+
+
+def _describe(error: Any, secret_names: set[str]) -> str:
     loc = error.get("loc") or ()
     name = str(loc[0]).upper() if loc else "configuration"
     message = str(error.get("msg", "invalid value"))
     message = message.removeprefix("Value error, ")
     value = error.get("input")
-    secret_names = {"DATABASE_URL", "COINPAPRIKA_API_KEY", "COINGECKO_API_KEY", "ADMIN_TOKEN"}
     if loc and isinstance(value, str | int | float) and name not in secret_names:
         return f"{name}: {message} (got {value!r})"
     return f"{name}: {message}"
 
 
-def load_settings(env_file: str | Path | None = ".env", **overrides: Any) -> Settings:
-    """Read the settings; raise `ConfigError` with one line naming each bad variable."""
-    try:
-        return Settings(_env_file=env_file, **overrides)
-    except ValidationError as exc:
-        lines = [_describe(error) for error in exc.errors()]
-        raise ConfigError("; ".join(lines)) from None
+def read_settings(
+    env_file: str | Path | None = ".env",
+    *,
+    sources: Mapping[str, type[SourceSettings] | None],
+    **overrides: Any,
+) -> Settings:
+    """Read the service's settings and each source's (`sources`: name -> its settings class,
+    None for a source that has none).
+
+    `overrides` set fields by name (whichever class declares them). ENABLED_SOURCES unset
+    enables every source in `sources`; set, it may only name them. Raises `ConfigError` with
+    one line naming each bad variable.
+    """
+    parts_of = {name: model for name, model in sources.items() if model is not None}
+    models: list[type[BaseSettings]] = [Settings, *parts_of.values()]
+    known = {name for model in models for name in model.model_fields}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise TypeError(f"no such setting: {', '.join(unknown)}")
+    secret_names = _secret_names(models)
+    lines: list[str] = []
+    parts: dict[str, SourceSettings] = {}
+    settings: Settings | None = None
+    readers: list[tuple[str, type[BaseSettings]]] = [("", Settings), *parts_of.items()]
+    for name, model in readers:
+        given = {key: value for key, value in overrides.items() if key in model.model_fields}
+        try:
+            read = model(_env_file=env_file, **given)
+        except ValidationError as exc:
+            lines.extend(_describe(error, secret_names) for error in exc.errors())
+            continue
+        if isinstance(read, Settings):
+            settings = read
+        elif isinstance(read, SourceSettings):
+            parts[name] = read
+    if settings is not None:
+        unknown = [name for name in settings.enabled_sources if name not in sources]
+        if unknown:
+            lines.append(
+                f"ENABLED_SOURCES: unknown source(s) {', '.join(unknown)}; "
+                f"known: {', '.join(sources)}"
+            )
+    if lines or settings is None:
+        raise ConfigError("; ".join(lines))
+    if "enabled_sources" not in settings.model_fields_set:
+        settings = settings.model_copy(update={"enabled_sources": tuple(sources)})
+    settings._sources = parts
+    return settings

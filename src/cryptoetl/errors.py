@@ -7,12 +7,12 @@ CryptoEtlError
 │   ├── EmbeddedPostgresError      the embedded server could not be started or stopped
 │   └── MigrationError             a migration file failed to apply
 │       └── MigrationChecksumError an applied migration file was edited afterwards
-├── SourceError                    fetching from an upstream failed (source, url)
+├── SourceError                    fetching from a source failed (source, url)
 │   ├── TransientSourceError       429, 5xx, timeout, connection error: worth a retry
 │   ├── UpstreamRejectedError      any other 4xx: not retried, upstream's own message
 │   ├── BadPayloadError            the body is not the JSON the source promises
-│   └── RetriesExhaustedError      still transient after MAX_RETRIES retries
-├── CsvFileError                   a CSV file that cannot be used as a whole
+│   ├── RetriesExhaustedError      still transient after MAX_RETRIES retries
+│   └── CsvFileError               a CSV file that cannot be used as a whole (path, reason)
 ├── RunInProgressError             a run of these sources is already in progress
 ├── RunEndedError                  a run was ended elsewhere (reaped as dead) while it worked
 ├── NotLeaderError                 the scheduler lease is no longer ours: start no scheduled run
@@ -30,7 +30,7 @@ def describe(exc: BaseException) -> str:
     own source, CSV and run errors say everything in their message)."""
     text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
     name = type(exc).__name__
-    if isinstance(exc, SourceError | CsvFileError | RunEndedError):
+    if isinstance(exc, SourceError | RunEndedError):
         return text or name
     return f"{text} ({name})" if text else name
 
@@ -137,13 +137,13 @@ class RetriesExhaustedError(SourceError):
         super().__init__(source, f"gave up after {tries}: {last.message}", url=last.url)
 
 
-class CsvFileError(CryptoEtlError):
+class CsvFileError(SourceError):
     """A CSV file that cannot be loaded at all (unreadable, or a header with no coin or price)."""
 
-    def __init__(self, path: str, reason: str) -> None:
+    def __init__(self, path: str, reason: str, *, source: str = "csv") -> None:
         self.path = path
         self.reason = reason
-        super().__init__(f"{path}: {reason}")
+        super().__init__(source, f"{path}: {reason}")
 
 
 class RunInProgressError(CryptoEtlError):

@@ -16,7 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from cryptoetl.api.errors import request_id_of
-from cryptoetl.api.timing import latency_ms
+from cryptoetl.api.middleware import latency_ms
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,14 +8,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-import asyncpg
 import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.errors import DatabaseError
+from cryptoetl.db.pool import DATABASE_UNAVAILABLE
+from cryptoetl.errors import describe
 
 log = structlog.get_logger(__name__)
 
@@ -32,17 +32,13 @@ _KINDS = {
     429: "too_many_requests",
     503: "service_unavailable",
 }
-# Exceptions that mean the database cannot be used right now: 503, not 500.
-DATABASE_DOWN: tuple[type[Exception], ...] = (
-    OSError,
-    TimeoutError,
-    asyncpg.InterfaceError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.CannotConnectNowError,
-    asyncpg.AdminShutdownError,
-    asyncpg.ConnectionDoesNotExistError,
-    DatabaseError,
-)
+
+
+def unavailable(exc: BaseException) -> dict[str, str]:
+    """Log that the database is unavailable (one of `DATABASE_UNAVAILABLE`); the headers of the
+    503 that says so. The API's JSON and the pages' HTML answer through this one rule."""
+    log.warning("database_unavailable", error=describe(exc))
+    return {"Retry-After": DATABASE_RETRY_AFTER}
 
 
 def request_id_of(request: Request) -> str:
@@ -91,16 +87,12 @@ def install_error_handlers(app: FastAPI) -> None:
         return error_response(request, 422, _clean_validation(exc.errors()))
 
     async def database_down(request: Request, exc: Exception) -> JsonResponse:
-        log.warning("database_unavailable", error=str(exc) or type(exc).__name__)
         return error_response(
-            request,
-            503,
-            "the database is unavailable; retry shortly",
-            headers={"Retry-After": DATABASE_RETRY_AFTER},
+            request, 503, "the database is unavailable; retry shortly", headers=unavailable(exc)
         )
 
     # Registered per class so Starlette's ExceptionMiddleware answers them without re-raising.
-    for exc_class in DATABASE_DOWN:
+    for exc_class in DATABASE_UNAVAILABLE:
         app.add_exception_handler(exc_class, database_down)
 
     @app.exception_handler(Exception)

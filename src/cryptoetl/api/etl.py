@@ -1,7 +1,7 @@
 """What the API needs from the ETL side of the service, as a Protocol (no import of it).
 
 The API never imports the pipeline or the sources. `create_app(settings, etl=open_etl)` is given
-a factory (the CLI passes `cryptoetl.scheduler.open_etl`), which the lifespan enters once the
+a factory (the CLI passes `cryptoetl.etl.service.open_etl`), which the lifespan enters once the
 pool is open; what it yields is put on `app.state.etl` and used through `EtlControl` only.
 Without a factory the app serves the API alone (no scheduler; the admin trigger answers 503).
 """

@@ -15,6 +15,7 @@ import time
 import uuid
 
 import structlog
+from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cryptoetl.log import access_writer
@@ -24,6 +25,14 @@ _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"
 _SANE_ID = re.compile(r"^[A-Za-z0-9._:/+=@-]{1,128}$")
 
 access_log = structlog.get_logger("cryptoetl.access")
+
+
+def latency_ms(request: Request) -> float:
+    """Milliseconds since this middleware saw the request (the `api_latency_ms` field)."""
+    started = getattr(request.state, "started", None)
+    if started is None:
+        return 0.0
+    return round((time.perf_counter() - float(started)) * 1000, 2)
 
 
 def new_request_id() -> str:

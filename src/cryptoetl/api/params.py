@@ -17,14 +17,11 @@ from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import Query
+from fastapi import Path, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 
-from cryptoetl.config import KNOWN_SOURCES
-from cryptoetl.db.rejected import RejectedKey
-from cryptoetl.models import RunStatus
-from cryptoetl.query import (
+from cryptoetl.db.data_query import (
     DEFAULT_PAGE_SIZE,
     MAX_ID,
     MAX_PAGE,
@@ -33,6 +30,9 @@ from cryptoetl.query import (
     QueryError,
     as_utc,
 )
+from cryptoetl.db.rejected import RejectedKey
+from cryptoetl.models import RunStatus
+from cryptoetl.sources import REGISTRY
 
 PRINTABLE = r"^[^\x00-\x1f\x7f]+$"
 
@@ -77,8 +77,8 @@ def invalid(error: QueryError) -> RequestValidationError:
 
 
 RUN_STATUSES = [status.value for status in RunStatus]
-Source = Annotated[str | None, _one_of(KNOWN_SOURCES), _enum(KNOWN_SOURCES)]
-SourceName = Annotated[str, _one_of(KNOWN_SOURCES), _enum(KNOWN_SOURCES)]
+Source = Annotated[str | None, _one_of(REGISTRY.names), _enum(REGISTRY.names)]
+SourceName = Annotated[str, _one_of(REGISTRY.names), _enum(REGISTRY.names)]
 SortName = Annotated[str | None, _one_of(list(SORTS)), _enum(list(SORTS))]
 Time = Annotated[
     datetime | None,
@@ -104,6 +104,9 @@ RunStatusParam = Annotated[
     Query(description="Only runs with this status."),
 ]
 
+AssetIdParam = Annotated[
+    str, Path(min_length=1, max_length=100, pattern=PRINTABLE, description="The asset's id.")
+]
 RunIdParam = Annotated[
     int | None, Query(ge=1, le=MAX_ID, description="Only records last met by this run.")
 ]

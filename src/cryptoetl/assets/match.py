@@ -31,9 +31,8 @@ the next call's coins match (the matcher is idempotent).
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from enum import StrEnum
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from cryptoetl.assets.identity import (
@@ -46,87 +45,9 @@ from cryptoetl.assets.identity import (
     slug,
     symbol_key,
 )
-
-# Sources whose coin ids are their own catalog: one id, one coin.
-CATALOG_SOURCES = frozenset(["coingecko", "coinpaprika"])
-# Whose name and symbol a new asset takes (lower first); other sources after these.
-SOURCE_RANK = {"coingecko": 0, "coinpaprika": 1, "csv": 2}
-
-
-class Method(StrEnum):
-    """Who decided: the matcher, the shipped overrides file, or an operator through the API."""
-
-    AUTO = "auto"
-    FILE = "file"
-    ADMIN = "admin"
-
-
-class Rule(StrEnum):
-    PINNED = "pinned"
-    PINNED_UNMAPPED = "pinned_unmapped"
-    NAME_AND_SYMBOL = "name_and_symbol"
-    ID_AND_SYMBOL = "id_and_symbol"
-    AMBIGUOUS = "ambiguous"
-    SYMBOL_ONLY = "symbol_only"
-    NO_SYMBOL = "no_symbol"
-
-
-CONFIDENCE: dict[Rule, float] = {
-    Rule.PINNED: 1.0,
-    Rule.PINNED_UNMAPPED: 1.0,
-    Rule.NAME_AND_SYMBOL: 0.9,
-    Rule.ID_AND_SYMBOL: 0.75,
-    Rule.AMBIGUOUS: 0.0,
-    Rule.SYMBOL_ONLY: 0.0,
-    Rule.NO_SYMBOL: 0.0,
-}
-
-
-@dataclass(frozen=True, slots=True)
-class Coin:
-    """One (source, coin_id) and the name and symbol it is known by."""
-
-    source: str
-    coin_id: str
-    name: str | None
-    symbol: str | None
-
-    @property
-    def ref(self) -> str:
-        return f"{self.source}:{self.coin_id}"
-
-
-@dataclass(frozen=True, slots=True)
-class Asset:
-    asset_id: str
-    symbol: str
-    name: str
-    derivative: bool = False
-    origin: Method = Method.AUTO
-
-
-@dataclass(frozen=True, slots=True)
-class Pin:
-    """An operator's decision for one coin: this asset, or (None) no asset at all."""
-
-    asset_id: str | None
-    method: Method
-    note: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    source: str
-    coin_id: str
-    asset_id: str | None
-    rule: Rule
-    method: Method
-    reason: str
-    evidence: Mapping[str, Any] = field(default_factory=dict)
-
-    @property
-    def confidence(self) -> float:
-        return CONFIDENCE[self.rule]
+from cryptoetl.models import Asset, Coin, Decision, Method, Pin, Rule
+from cryptoetl.sources import REGISTRY
+from cryptoetl.sources.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,13 +65,20 @@ class _Node:
     asset: Asset | None = None
 
 
-def _coin_order(coin: Coin) -> tuple[int, bool, str, str]:
-    return (
-        SOURCE_RANK.get(coin.source, len(SOURCE_RANK)),
-        coin.name is None,
-        coin.source,
-        coin.coin_id,
-    )
+CoinOrder = Callable[[Coin], tuple[int, bool, str, str]]
+
+
+def _coin_order(registry: Registry) -> CoinOrder:
+    """Best-known coin first: by its source's `match_rank`, a coin with a name before one
+    without, then by source and id (a source the registry does not know ranks last)."""
+    last = max((cls.info.match_rank for cls in registry), default=0) + 1
+
+    def order(coin: Coin) -> tuple[int, bool, str, str]:
+        info = registry.info(coin.source)
+        rank = info.match_rank if info is not None else last
+        return (rank, coin.name is None, coin.source, coin.coin_id)
+
+    return order
 
 
 class _Groups:
@@ -213,11 +141,14 @@ def _unmapped(coin: Coin, rule: Rule, reason: str, **evidence: Any) -> Decision:
     return Decision(coin.source, coin.coin_id, None, rule, Method.AUTO, reason, evidence)
 
 
-def _conflict(coins: Sequence[Coin], assets: Sequence[Asset]) -> tuple[str, dict[str, Any]] | None:
+def _conflict(
+    coins: Sequence[Coin], assets: Sequence[Asset], registry: Registry
+) -> tuple[str, dict[str, Any]] | None:
     """Why a group cannot be one asset, or None."""
     by_source: dict[str, list[str]] = defaultdict(list)
     for coin in coins:
-        if coin.source in CATALOG_SOURCES:
+        info = registry.info(coin.source)
+        if info is not None and info.catalog:
             by_source[coin.source].append(coin.coin_id)
     for source, ids in sorted(by_source.items()):
         if len(ids) > 1:
@@ -233,9 +164,9 @@ def _conflict(coins: Sequence[Coin], assets: Sequence[Asset]) -> tuple[str, dict
     return None
 
 
-def _new_asset(coins: Sequence[Coin], taken: set[str]) -> Asset:
+def _new_asset(coins: Sequence[Coin], taken: set[str], order: CoinOrder) -> Asset:
     """An asset for a group that matches none: the best-known coin's name and symbol."""
-    best = min(coins, key=_coin_order)
+    best = min(coins, key=order)
     symbol = (best.symbol or "").strip().upper()
     name = (best.name or "").strip() or id_name(best.source, best.coin_id, best.symbol)
     base = slug(name) or slug(symbol) or "asset"
@@ -251,12 +182,14 @@ def _new_asset(coins: Sequence[Coin], taken: set[str]) -> Asset:
     return Asset(asset_id, symbol, name, derivative, Method.AUTO)
 
 
-def _mint_order(coins: Sequence[Coin]) -> tuple[bool, int, tuple[int, bool, str, str]]:
+def _mint_order(
+    coins: Sequence[Coin], order: CoinOrder
+) -> tuple[bool, int, tuple[int, bool, str, str]]:
     """Who gets a contested id first: a group whose symbol is its name (`dydx`/`dYdX`), then the
     bigger group, then the best-known coin."""
-    best = min(coins, key=_coin_order)
+    best = min(coins, key=order)
     plain = slug(best.name) == slug(best.symbol)
-    return (not plain, -len(coins), _coin_order(best))
+    return (not plain, -len(coins), order(best))
 
 
 def _decide(component: Sequence[_Node], asset: Asset) -> list[Decision]:
@@ -292,12 +225,12 @@ def _mapped(coin: Coin, node: _Node, others: Iterable[_Node], asset: Asset) -> D
 
 
 def _candidates(
-    coins: Iterable[Coin], pins: Mapping[tuple[str, str], Pin]
+    coins: Iterable[Coin], pins: Mapping[tuple[str, str], Pin], order: CoinOrder
 ) -> tuple[list[Decision], list[_Node]]:
     """Decisions for pinned and unmatchable coins; a key-graph node for each of the others."""
     decisions: list[Decision] = []
     nodes: list[_Node] = []
-    for coin in sorted(coins, key=_coin_order):
+    for coin in sorted(coins, key=order):
         pin = pins.get((coin.source, coin.coin_id))
         if pin is not None:
             decisions.append(_pinned(coin, pin))
@@ -317,10 +250,16 @@ def _candidates(
 
 
 def match(
-    coins: Iterable[Coin], assets: Iterable[Asset], pins: Mapping[tuple[str, str], Pin]
+    coins: Iterable[Coin],
+    assets: Iterable[Asset],
+    pins: Mapping[tuple[str, str], Pin],
+    *,
+    registry: Registry = REGISTRY,
 ) -> MatchResult:
-    """One decision per coin (ordered by source and coin id) and the assets made on the way."""
-    decisions, nodes = _candidates(coins, pins)
+    """One decision per coin (ordered by source and coin id) and the assets made on the way.
+    What a source weighs (its rank, whether its ids are a catalog) comes from `registry`."""
+    order = _coin_order(registry)
+    decisions, nodes = _candidates(coins, pins, order)
     known = sorted(assets, key=lambda asset: asset.asset_id)
     nodes.extend(
         _Node(asset_keys(a.asset_id, a.name, a.symbol, a.derivative), asset=a) for a in known
@@ -331,7 +270,7 @@ def match(
         if not group:
             continue
         anchors = [node.asset for node in component if node.asset is not None]
-        conflict = _conflict(group, anchors)
+        conflict = _conflict(group, anchors, registry)
         if conflict is not None:
             reason, evidence = conflict
             decisions.extend(_unmapped(c, Rule.AMBIGUOUS, reason, **evidence) for c in group)
@@ -341,8 +280,8 @@ def match(
             to_mint.append(component)
     taken = {asset.asset_id for asset in known}
     new_assets: list[Asset] = []
-    for component in sorted(to_mint, key=lambda nodes: _mint_order(_coins(nodes))):
-        asset = _new_asset(_coins(component), taken)
+    for component in sorted(to_mint, key=lambda nodes: _mint_order(_coins(nodes), order)):
+        asset = _new_asset(_coins(component), taken, order)
         new_assets.append(asset)
         decisions.extend(_decide(component, asset))
     decisions.sort(key=lambda d: (d.source, d.coin_id))

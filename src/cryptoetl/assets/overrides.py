@@ -21,8 +21,8 @@ from pathlib import Path
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from cryptoetl.assets.identity import is_derivative
-from cryptoetl.assets.match import Asset, Method, Pin
 from cryptoetl.errors import AssetOverridesError
+from cryptoetl.models import Asset, Method, Pin
 
 ASSET_ID = r"^[a-z0-9]+(-[a-z0-9]+)*$"
 

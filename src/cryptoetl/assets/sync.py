@@ -25,10 +25,13 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from cryptoetl.assets.match import Coin, match
+from cryptoetl.assets.match import match
 from cryptoetl.assets.overrides import Overrides, load_overrides
-from cryptoetl.db import asset_map
+from cryptoetl.db import asset_map, source_status
 from cryptoetl.db.pool import Connection, Pool
+from cryptoetl.models import Coin
+from cryptoetl.sources import REGISTRY
+from cryptoetl.sources.registry import Registry
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,12 +54,13 @@ async def update_mappings(
     sources: Sequence[str] | None = None,
     refresh: bool = False,
     force: bool = False,
+    registry: Registry = REGISTRY,
 ) -> SyncReport:
     """Steps 1-4 of the module docstring, inside the caller's transaction."""
     await asset_map.lock(conn)
     created = await asset_map.insert_assets(conn, overrides.assets)
     pins_changed = await asset_map.replace_file_pins(conn, overrides.pins)
-    names = list(sources) if sources is not None else await asset_map.sources_with_rows(conn)
+    names = list(sources) if sources is not None else await source_status.sources_with_rows(conn)
     seen = await asset_map.coins_in_data(conn, names, only_new=not refresh)
     new_count = len(seen)
     mapped = await asset_map.mapped_coins(conn) if refresh else None
@@ -69,7 +73,9 @@ async def update_mappings(
         mapped = await asset_map.mapped_coins(conn)
     coins: dict[tuple[str, str], Coin] = {(c.source, c.coin_id): c for c in mapped}
     coins.update(((c.source, c.coin_id), c) for c in seen)
-    result = match(coins.values(), await asset_map.assets(conn), await asset_map.pins(conn))
+    result = match(
+        coins.values(), await asset_map.assets(conn), await asset_map.pins(conn), registry=registry
+    )
     created += await asset_map.insert_assets(conn, result.new_assets)
     changed = await asset_map.write_decisions(conn, result.decisions, coins)
     unmapped = Counter(d.rule.value for d in result.decisions if d.asset_id is None)
@@ -91,9 +97,12 @@ async def sync_assets(
     refresh: bool = False,
     force: bool = False,
     overrides: Overrides | None = None,
+    registry: Registry = REGISTRY,
 ) -> SyncReport:
     """`update_mappings` in a transaction of its own (default overrides: the shipped file)."""
     if overrides is None:
         overrides = await asyncio.to_thread(load_overrides)
     async with pool.acquire() as conn, conn.transaction():
-        return await update_mappings(conn, overrides, sources=sources, refresh=refresh, force=force)
+        return await update_mappings(
+            conn, overrides, sources=sources, refresh=refresh, force=force, registry=registry
+        )

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import orjson
 
-from cryptoetl.assets.match import Asset, Coin, Decision, Method, Pin
 from cryptoetl.db.pool import Connection
+from cryptoetl.models import Asset, Coin, Decision, Method, Pin
 
 # pg_advisory_xact_lock key: the first 8 bytes of sha256("cryptoetl.assets") as a signed bigint.
 LOCK_KEY = int.from_bytes(hashlib.sha256(b"cryptoetl.assets").digest()[:8], "big", signed=True)
@@ -62,11 +62,6 @@ ORDER BY p.coin_id
 async def lock(conn: Connection) -> None:
     """Hold the mapping lock until the transaction ends."""
     await conn.execute("SELECT pg_advisory_xact_lock($1)", LOCK_KEY)
-
-
-async def sources_with_rows(conn: Connection) -> list[str]:
-    rows = await conn.fetch("SELECT source FROM source_stats WHERE row_count > 0 ORDER BY source")
-    return [row["source"] for row in rows]
 
 
 async def coins_in_data(conn: Connection, sources: Sequence[str], *, only_new: bool) -> list[Coin]:

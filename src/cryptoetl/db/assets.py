@@ -22,8 +22,8 @@ from typing import Any
 
 import asyncpg
 
-from cryptoetl.assets.spread import Spread, spread_of
 from cryptoetl.db.pool import Connection
+from cryptoetl.models import Spread, spread_of
 
 INTERVALS = {"1h": "hour", "1d": "day"}
 MAX_BUCKETS = 10_000

@@ -14,9 +14,9 @@ from typing import Any
 
 import asyncpg
 
+from cryptoetl.db.data_query import DataFilters, DataQuery, SortKey, SortValue
 from cryptoetl.db.pool import Connection
 from cryptoetl.db.versions import SourceVersion, Versions
-from cryptoetl.query import DataFilters, DataQuery, SortKey, SortValue
 
 COLUMNS = (
     "id",

@@ -4,7 +4,8 @@ Every function takes a connection that is inside the caller's transaction (the p
 it, one per batch) and writes in bulk:
 
 - `store_raw`: COPY into a temporary staging table, then `INSERT ... SELECT ... ON CONFLICT DO
-  NOTHING` on the raw table's locator; returns the raw row id of every record (new or existing).
+  NOTHING` on the raw table's locator (`raw_http` for sources located by coin id and their own
+  time, `raw_csv` for file sources); returns the raw row id of every record (new or existing).
 - `upsert_unified`: COPY into a temporary staging table, then one `INSERT ... SELECT ... ON
   CONFLICT (source, coin_id, observed_at) DO UPDATE ... WHERE (values) IS DISTINCT FROM (new
   values)`: a new observation is inserted, a changed one rewritten, an unchanged one costs an
@@ -23,12 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from cryptoetl.db.pool import Connection
-from cryptoetl.models import Rejection, UnifiedRecord
-
-# Which raw table holds which source's records. HTTP sources: locator (coin_id, source time);
-# file sources: locator (file fingerprint, line number) plus the file's path.
-HTTP_RAW_TABLES = {"coingecko": "raw_coingecko", "coinpaprika": "raw_coinpaprika"}
-FILE_RAW_TABLES = {"csv": "raw_csv"}
+from cryptoetl.models import LocatorKind, Rejection, UnifiedRecord
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_unified (
@@ -136,10 +132,41 @@ async def upsert_unified(
     return UpsertCounts(inserted, updated, len(rows) - inserted - updated + duplicates)
 
 
+_RAW_INSERT = {
+    LocatorKind.OBSERVATION: """
+        INSERT INTO raw_http (source, run_id, fetched_at, coin_id, source_updated_at, payload)
+        SELECT $1, $2, $3, key, at, payload::jsonb FROM stage_raw ORDER BY n
+        ON CONFLICT (source, coin_id, source_updated_at) DO NOTHING
+    """,
+    LocatorKind.FILE_LINE: """
+        INSERT INTO raw_csv (run_id, fetched_at, file_fingerprint, line_no, file_path, payload)
+        SELECT $1, $2, key, line, path, payload::jsonb FROM stage_raw ORDER BY n
+        ON CONFLICT (file_fingerprint, line_no) DO NOTHING
+    """,
+}
+# Every staged row's raw id (new or stored before), by its position in the batch.
+_RAW_IDS = {
+    LocatorKind.OBSERVATION: """
+        SELECT array_agg(s.n) AS n, array_agg(r.id) AS id FROM stage_raw s
+        JOIN raw_http r ON r.source = $1 AND r.coin_id = s.key AND r.source_updated_at = s.at
+    """,
+    LocatorKind.FILE_LINE: """
+        SELECT array_agg(s.n) AS n, array_agg(r.id) AS id FROM stage_raw s
+        JOIN raw_csv r ON r.file_fingerprint = s.key AND r.line_no = s.line
+    """,
+}
+
+
 async def store_raw(
-    conn: Connection, source: str, run_id: int, fetched_at: datetime, rows: Sequence[RawRow]
+    conn: Connection,
+    kind: LocatorKind,
+    source: str,
+    run_id: int,
+    fetched_at: datetime,
+    rows: Sequence[RawRow],
 ) -> list[int]:
-    """Insert the raw rows that are not stored yet; return every row's raw id, in order."""
+    """Insert the raw rows that are not stored yet (in `raw_http` or `raw_csv`, by the
+    source's locator `kind`); return every row's raw id, in order."""
     if not rows:
         return []
     await conn.copy_records_to_table(
@@ -147,30 +174,12 @@ async def store_raw(
         records=[(n, r.key, r.at, r.line, r.path, r.payload) for n, r in enumerate(rows)],
         schema_name="pg_temp",
     )
-    if source in HTTP_RAW_TABLES:
-        table = HTTP_RAW_TABLES[source]
-        insert = f"""
-            INSERT INTO {table} (run_id, fetched_at, coin_id, source_updated_at, payload)
-            SELECT $1, $2, key, at, payload::jsonb FROM stage_raw ORDER BY n
-            ON CONFLICT (coin_id, source_updated_at) DO NOTHING
-        """  # noqa: S608 - the table name comes from a constant mapping
-        match = f"JOIN {table} r ON r.coin_id = s.key AND r.source_updated_at = s.at"
-    elif source in FILE_RAW_TABLES:
-        table = FILE_RAW_TABLES[source]
-        insert = f"""
-            INSERT INTO {table} (run_id, fetched_at, file_fingerprint, line_no, file_path, payload)
-            SELECT $1, $2, key, line, path, payload::jsonb FROM stage_raw ORDER BY n
-            ON CONFLICT (file_fingerprint, line_no) DO NOTHING
-        """  # noqa: S608 - the table name comes from a constant mapping
-        match = f"JOIN {table} r ON r.file_fingerprint = s.key AND r.line_no = s.line"
+    if kind is LocatorKind.OBSERVATION:
+        await conn.execute(_RAW_INSERT[kind], source, run_id, fetched_at)
+        found = (await conn.fetch(_RAW_IDS[kind], source))[0]
     else:
-        raise ValueError(f"no raw table for source {source!r}")
-    await conn.execute(insert, run_id, fetched_at)
-    found = (
-        await conn.fetch(
-            f"SELECT array_agg(s.n) AS n, array_agg(r.id) AS id FROM stage_raw s {match}"  # noqa: S608
-        )
-    )[0]
+        await conn.execute(_RAW_INSERT[kind], run_id, fetched_at)
+        found = (await conn.fetch(_RAW_IDS[kind]))[0]
     ids: list[int | None] = [None] * len(rows)
     for n, raw_id in zip(found["n"] or [], found["id"] or [], strict=True):
         ids[n] = raw_id

@@ -1,15 +1,13 @@
-"""Connecting to PostgreSQL: the embedded server or `DATABASE_URL`, a checked first connection,
-migrations, and the one asyncpg pool of the process.
+"""Connections and the pool: the types every query module takes, the errors that mean the
+database failed, and the one asyncpg pool of the process.
 
-`prepare_database(settings)` yields a ready URL (server started, reachable, migrated);
-`open_pool(url)` yields the pool. Errors come out as one-line `DatabaseError`s that name the
-host and port and never the password.
+`open_pool(url)` yields the pool (codecs and UTC set on every connection); `connect(url)` one
+checked connection. Errors come out as one-line `DatabaseUnavailableError`s that name the host
+and port and never the password. Starting a server and migrating it is `cryptoetl.db.server`.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,22 +18,28 @@ import asyncpg
 import orjson
 import structlog
 
-from cryptoetl.config import Settings
-from cryptoetl.db.embedded import EmbeddedPostgres
-from cryptoetl.db.migrate import migrate
-from cryptoetl.errors import DatabaseUnavailableError
+from cryptoetl.errors import DatabaseError, DatabaseUnavailableError
 
 log = structlog.get_logger(__name__)
 
-APP_DATABASE = "cryptoetl"
 CONNECT_TIMEOUT = 10.0
-# Errors that mean the database could not be used, as opposed to a source or a bug failing.
-DATABASE_ERRORS: tuple[type[BaseException], ...] = (
-    asyncpg.PostgresError,
-    asyncpg.InterfaceError,
+PING_TIMEOUT = 2.0
+# The one list of what "the database is unavailable" means: it cannot be reached, it went away,
+# or it is starting up or shutting down. A request answers 503 (`cryptoetl.api.errors`), a page
+# its 503 page, the ETL waits for the database to come back.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     OSError,
     TimeoutError,
+    asyncpg.InterfaceError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    DatabaseError,
 )
+# Anything the database can fail with: unavailable, or a statement it refused. The ETL records
+# these as a run's failure (not a bug); anything else is a bug.
+DATABASE_ERRORS: tuple[type[Exception], ...] = (*DATABASE_UNAVAILABLE, asyncpg.PostgresError)
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -63,16 +67,6 @@ def describe_target(url: str) -> str:
     if host.startswith("/"):
         return f"socket {host}/{database}"
     return f"{host or 'localhost'}:{port}/{database}"
-
-
-def mask_url(url: str) -> str:
-    """The URL with its password replaced by `***`."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
 def with_database(url: str, database: str) -> str:
@@ -105,47 +99,6 @@ async def connect(url: str, *, within: float = CONNECT_TIMEOUT) -> RawConnection
     return conn
 
 
-async def ensure_database(server_url: str, database: str) -> str:
-    """Create `database` on the server if it does not exist; return its URL."""
-    conn = await connect(server_url)
-    try:
-        exists = await conn.fetchval("SELECT 1 FROM pg_database WHERE datname = $1", database)
-        if not exists:
-            # another process starting at the same time may have created it first
-            with contextlib.suppress(asyncpg.DuplicateDatabaseError):
-                await conn.execute(f'CREATE DATABASE "{database}"')
-    finally:
-        await conn.close()
-    return with_database(server_url, database)
-
-
-@asynccontextmanager
-async def prepare_database(settings: Settings) -> AsyncIterator[str]:
-    """Yield the URL of a reachable, migrated database; stop the embedded server on exit."""
-    embedded: EmbeddedPostgres | None = None
-    try:
-        if settings.database_url is None:
-            embedded = EmbeddedPostgres(settings.cryptoetl_data_dir)
-            log.info("embedded_postgres_starting", data_dir=str(embedded.pgdata))
-            server_url = await asyncio.to_thread(embedded.start)
-            url = await ensure_database(server_url, APP_DATABASE)
-            log.info("embedded_postgres_ready", target=describe_target(url), pid=embedded.pid)
-        else:
-            url = settings.database_url.get_secret_value()
-        conn = await connect(url)
-        try:
-            applied = await migrate(conn)
-        finally:
-            await conn.close()
-        if applied:
-            log.info("migrations_applied", files=applied)
-        yield url
-    finally:
-        if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-            log.info("embedded_postgres_stopped", data_dir=str(embedded.pgdata))
-
-
 async def _init_connection(conn: RawConnection) -> None:
     def dumps(value: Any) -> str:
         return orjson.dumps(value).decode()
@@ -162,6 +115,15 @@ async def _reset_connection(conn: RawConnection) -> None:
     cursors live inside transactions), so it would reset nothing."""
     if conn.is_in_transaction():
         await conn.execute("ROLLBACK")
+
+
+async def ping(pool: Pool, within: float = PING_TIMEOUT) -> bool:
+    """True when a pooled connection answers `SELECT 1` within `within` seconds."""
+    try:
+        async with pool.acquire(timeout=within) as conn:
+            return bool(await conn.fetchval("SELECT 1", timeout=within))
+    except DATABASE_ERRORS:
+        return False
 
 
 @asynccontextmanager

@@ -128,3 +128,16 @@ async def count_rejected_by_source(
     counts = {row["source"]: None if row["n"] > COUNT_CAP else row["n"] for row in rows}
     total = counts.pop(None)
     return total, counts
+
+
+async def of_run(conn: Connection, run_id: int, limit: int) -> tuple[int, list[asyncpg.Record]]:
+    """Rejected records last met by run `run_id`: how many, and the first `limit` of them."""
+    count = await conn.fetchval(
+        "SELECT count(*) FROM rejected_records WHERE last_run_id = $1", run_id
+    )
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM rejected_records WHERE last_run_id = $1 ORDER BY id LIMIT $2",
+        run_id,
+        limit,
+    )
+    return int(count), rows

@@ -7,7 +7,7 @@ is told (a `False` or `None` result), so a reaped run can never commit more data
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -37,11 +37,13 @@ class FinishedRun:
     error: str | None
 
 
-_COLUMNS = """id, source, status, started_at, finished_at, fetched, inserted, updated, unchanged,
-              rejected, batches, error"""
+# Every column of etl_runs, in one order: what every reader of the table selects.
+COLUMNS = """id, source, trigger, status, started_at, finished_at, heartbeat_at, owner,
+             fetched, inserted, updated, unchanged, rejected, batches, error"""
 
 
-def _finished(row: asyncpg.Record) -> FinishedRun:
+def finished_run(row: asyncpg.Record) -> FinishedRun:
+    """A run row (as `COLUMNS` reads it) that has ended, as a `FinishedRun`."""
     return FinishedRun(
         run_id=row["id"],
         source=row["source"],
@@ -136,13 +138,13 @@ async def finish(
         f"""
         UPDATE etl_runs SET status = $2, error = $3, finished_at = clock_timestamp()
         WHERE id = $1 AND status = 'running'
-        RETURNING {_COLUMNS}
+        RETURNING {COLUMNS}
         """,  # noqa: S608 - a constant column list, no values
         run_id,
         status.value,
         error,
     )
-    return _finished(row) if row is not None else None
+    return finished_run(row) if row is not None else None
 
 
 async def end(
@@ -168,10 +170,68 @@ async def end(
     return finished
 
 
-async def get(conn: Connection, run_id: int) -> FinishedRun | None:
-    """A finished run's row, or None while it runs or when there is no such run."""
-    row = await conn.fetchrow(
-        f"SELECT {_COLUMNS} FROM etl_runs WHERE id = $1 AND status <> 'running'",  # noqa: S608
-        run_id,
+async def get(conn: Connection, run_id: int) -> asyncpg.Record | None:
+    """The run `run_id` (every column, any status), or None when there is no such run."""
+    return await conn.fetchrow(f"SELECT {COLUMNS} FROM etl_runs WHERE id = $1", run_id)  # noqa: S608
+
+
+async def get_finished(conn: Connection, run_id: int) -> FinishedRun | None:
+    """A finished run, or None while it runs or when there is no such run."""
+    row = await get(conn, run_id)
+    return finished_run(row) if row is not None and row["status"] != "running" else None
+
+
+async def get_many(conn: Connection, run_ids: Iterable[int]) -> dict[int, asyncpg.Record]:
+    """The runs of `run_ids` that exist, by id, in one query."""
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM etl_runs WHERE id = any($1::bigint[])",  # noqa: S608
+        list(set(run_ids)),
     )
-    return _finished(row) if row is not None else None
+    return {row["id"]: row for row in rows}
+
+
+async def latest(conn: Connection) -> asyncpg.Record | None:
+    """The most recently started run of any source."""
+    return await conn.fetchrow(
+        f"SELECT {COLUMNS} FROM etl_runs ORDER BY started_at DESC, id DESC LIMIT 1"  # noqa: S608
+    )
+
+
+def _run_filter(source: str | None, status: str | None) -> tuple[str, list[str]]:
+    where, args = [], []
+    if source is not None:
+        args.append(source)
+        where.append(f"source = ${len(args)}")
+    if status is not None:
+        args.append(status)
+        where.append(f"status = ${len(args)}")
+    return (f"WHERE {' AND '.join(where)}" if where else ""), args
+
+
+async def list_page(
+    conn: Connection, *, source: str | None, status: str | None, limit: int, offset: int
+) -> tuple[int, list[asyncpg.Record]]:
+    """The exact number of matching runs, and one page of them, newest first."""
+    where, args = _run_filter(source, status)
+    total = await conn.fetchval(f"SELECT count(*) FROM etl_runs {where}", *args)  # noqa: S608
+    rows = await conn.fetch(
+        f"SELECT {COLUMNS} FROM etl_runs {where} ORDER BY started_at DESC, id DESC"  # noqa: S608
+        f" LIMIT ${len(args) + 1} OFFSET ${len(args) + 2}",
+        *args,
+        limit,
+        offset,
+    )
+    return int(total), rows
+
+
+async def totals(conn: Connection) -> list[asyncpg.Record]:
+    """Every run summed by source and status, with the last finish time (for /metrics)."""
+    return await conn.fetch(
+        """
+        SELECT source, status, count(*) AS runs,
+               sum(fetched) AS fetched, sum(inserted) AS inserted, sum(updated) AS updated,
+               sum(unchanged) AS unchanged, sum(rejected) AS rejected,
+               max(finished_at) AS last_finished_at
+        FROM etl_runs GROUP BY source, status ORDER BY source, status
+        """
+    )

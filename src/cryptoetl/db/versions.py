@@ -25,7 +25,7 @@ from typing import Any
 import structlog
 
 from cryptoetl.db.pool import DATABASE_ERRORS, Connection, RawConnection, connect
-from cryptoetl.errors import DatabaseUnavailableError
+from cryptoetl.errors import DatabaseUnavailableError, describe
 
 log = structlog.get_logger(__name__)
 
@@ -94,7 +94,7 @@ class VersionWatcher:
             try:
                 await self._watch(conn)
             except DATABASE_ERRORS as exc:
-                log.warning("version_watcher_lost", error=str(exc) or type(exc).__name__)
+                log.warning("version_watcher_lost", error=describe(exc))
             finally:
                 self._versions = None
                 conn.terminate()

@@ -1,8 +1,10 @@
 """What a source is, and what it is given.
 
-A source fetches (I/O, no database) and transforms (pure). The pipeline drives it:
+A source is a class with a `SourceInfo` (its name, how its raw records are located, where it
+ranks when assets are named, its settings) that fetches (I/O, no database) and transforms
+(pure). The pipeline drives it:
 
-    source = REGISTRY[name](context)
+    source = REGISTRY.get(name)(context)
     async for batch in source.fetch(cursor):        # cursor: the checkpoint's last cursor
         for item in batch.items:
             outcome = source.transform(item, batch)  # Accepted | Rejection, never raises
@@ -19,8 +21,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
-from cryptoetl.config import Settings
-from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord
+from cryptoetl.config import Settings, SourceSettings
+from cryptoetl.models import Accepted, Batch, LocatorKind, Rejection, SourceRecord
 from cryptoetl.sources.ratelimit import RateLimits, TokenBucket
 
 if TYPE_CHECKING:
@@ -80,10 +82,33 @@ class SourceContext:
         return TokenBucket(per_minute, min_interval=spacing)
 
 
+@dataclass(frozen=True, slots=True)
+class SourceInfo:
+    """What the rest of the service needs to know about a source, without running it.
+
+    - `name`: the source's name in settings, runs, the API and the unified table;
+    - `locator`: how its raw records are located (`observation`: coin id + the source's own
+      time, kept in `raw_http`; `file_line`: file fingerprint + line, kept in `raw_csv`);
+    - `match_rank`: whose name and symbol a new asset takes (lower first);
+    - `catalog`: its coin ids are its own catalog (one id, one coin), so two of its ids with
+      one name and symbol are two coins, never one asset;
+    - `settings`: its `SourceSettings` class (its environment variables), if it has any.
+    """
+
+    name: str
+    locator: LocatorKind
+    match_rank: int = 100
+    catalog: bool = False
+    settings: type[SourceSettings] | None = None
+
+
 class Source(Protocol):
     """One upstream. Implementations need no base class."""
 
-    name: str
+    @property
+    def info(self) -> SourceInfo:
+        """What the source is (its class's `SourceInfo`)."""
+        ...
 
     def fetch(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
         """Yield batches from where `cursor` says the last run got to.
@@ -97,4 +122,14 @@ class Source(Protocol):
         ...
 
 
-SourceFactory = Callable[[SourceContext], Source]
+class SourceClass(Protocol):
+    """A source class: its `info`, and building it for one run."""
+
+    @property
+    def info(self) -> SourceInfo:
+        """What the source is: its name, locator, rank and settings."""
+        ...
+
+    def __call__(self, context: SourceContext) -> Source:
+        """The source for one run (its context: settings, HTTP session, clock, events)."""
+        ...

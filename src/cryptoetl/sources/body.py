@@ -1,22 +1,23 @@
 """Reading an upstream's answer: the JSON it promised, or an error that says what came instead.
 
 Pure functions over bytes and strings. Every text taken from an answer or a URL passes through
-`Scrubber`, so an API key never reaches a message even when an upstream echoes it back.
+the log's `SecretMasker`, so an API key never reaches a message even when an upstream echoes it
+back.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from yarl import URL
 
 from cryptoetl.errors import BadPayloadError
+from cryptoetl.log import MASK
 from cryptoetl.models import SourceRecord
 
-MASK = "***"
 BOM = b"\xef\xbb\xbf"
 _SENSITIVE_QUERY = re.compile(r"(key|token|secret|password|auth)", re.I)
 _TITLE = re.compile(rb"<title[^>]*>(.*?)</title>", re.I | re.S)
@@ -24,19 +25,7 @@ _SPACES = re.compile(r"\s+")
 PREVIEW_CHARS = 120
 
 
-class Scrubber:
-    """Masks known secret values (API keys) in any text."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        self.secrets = sorted({s for s in secrets if s}, key=len, reverse=True)
-
-    def __call__(self, text: str) -> str:
-        for secret in self.secrets:
-            text = text.replace(secret, MASK)
-        return text
-
-
-def display_url(url: str, params: Mapping[str, str] | None, scrub: Scrubber) -> str:
+def display_url(url: str, params: Mapping[str, str] | None, scrub: Callable[[str], str]) -> str:
     """The request URL as it may appear in a message: no password, no key-like parameter."""
     target = URL(url)
     if params:

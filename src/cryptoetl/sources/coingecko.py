@@ -14,11 +14,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Mapping
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
-from cryptoetl.config import Settings
-from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord
-from cryptoetl.sources.base import SourceContext
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+
+from cryptoetl.config import SourceSettings, empty_is_unset
+from cryptoetl.models import Accepted, Batch, LocatorKind, Rejection, SourceRecord
+from cryptoetl.sources.base import SourceContext, SourceInfo
 from cryptoetl.sources.body import to_records
 from cryptoetl.sources.http import Endpoint, HttpClient, session_for
 from cryptoetl.transform import coingecko as transform_module
@@ -30,9 +32,43 @@ HOSTS = {
     "pro": "https://pro-api.coingecko.com/api/v3",
 }
 KEY_HEADERS = {"demo": "x-cg-demo-api-key", "pro": "x-cg-pro-api-key"}
+# Request budgets (requests per minute) when the operator sets none, from the provider's docs:
+# keyless calls are limited per IP (5-15/min in its older docs, shared with everyone behind that
+# IP); the demo plan has been documented at 30/min (newer pages say 100: 30 stays safe under
+# both); a pro key can be any paid plan, the smallest of which (Basic) allows 250/min, so a
+# bigger plan sets COINGECKO_REQUESTS_PER_MINUTE.
+DEFAULT_BUDGET: dict[str, int] = {"keyless": 10, "demo": 30, "pro": 250}
 
 
-def endpoint(settings: Settings) -> Endpoint:
+class CoinGeckoSettings(SourceSettings):
+    """CoinGecko's settings (environment variables of the same names)."""
+
+    coingecko_api_key: SecretStr | None = None
+    coingecko_api_plan: Literal["demo", "pro"] = "demo"
+    coingecko_base_url: AnyHttpUrl | None = None
+    coingecko_pages: int = Field(default=4, ge=1, le=100)
+    coingecko_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+
+    @field_validator("coingecko_api_key", "coingecko_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return empty_is_unset(value)
+
+    @field_validator("coingecko_api_plan", mode="before")
+    @classmethod
+    def _lower_plan(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    def budget(self) -> int:
+        """Requests per minute: the setting, else the plan's documented rate."""
+        if self.coingecko_requests_per_minute is not None:
+            return self.coingecko_requests_per_minute
+        if self.coingecko_api_key is None:
+            return DEFAULT_BUDGET["keyless"]
+        return DEFAULT_BUDGET[self.coingecko_api_plan]
+
+
+def endpoint(settings: CoinGeckoSettings) -> Endpoint:
     """The plan's host and key header; keyless requests go to the public (demo) host."""
     key = settings.coingecko_api_key.get_secret_value() if settings.coingecko_api_key else None
     plan = settings.coingecko_api_plan if key else "demo"
@@ -84,25 +120,27 @@ def resume_point(
 class CoinGecko:
     """The CoinGecko source (see the module docstring)."""
 
-    name = NAME
+    info = SourceInfo(
+        NAME, LocatorKind.OBSERVATION, match_rank=0, catalog=True, settings=CoinGeckoSettings
+    )
 
     def __init__(self, context: SourceContext) -> None:
         self.context = context
 
     async def fetch(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
         """One batch per page from the resume point to the end of the cycle."""
-        settings = self.context.settings
+        settings = self.context.settings.of(CoinGeckoSettings)
         target = endpoint(settings)
         pages = settings.coingecko_pages
         first, started = resume_point(
-            cursor, pages, self.context.now(), settings.etl_interval_seconds
+            cursor, pages, self.context.now(), self.context.settings.etl_interval_seconds
         )
         async with session_for(self.context) as session:
             client = HttpClient.for_source(
                 self.context,
                 session,
                 NAME,
-                per_minute=settings.coingecko_budget(),
+                per_minute=settings.budget(),
                 key_setting="COINGECKO_API_KEY",
                 has_key=settings.coingecko_api_key is not None,
                 key_statuses=(401,),

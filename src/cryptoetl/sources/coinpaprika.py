@@ -11,9 +11,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
-from cryptoetl.config import Settings
-from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord
-from cryptoetl.sources.base import SourceContext
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
+
+from cryptoetl.config import SourceSettings, empty_is_unset
+from cryptoetl.models import Accepted, Batch, LocatorKind, Rejection, SourceRecord
+from cryptoetl.sources.base import SourceContext, SourceInfo
 from cryptoetl.sources.body import to_records
 from cryptoetl.sources.http import Endpoint, HttpClient, session_for
 from cryptoetl.transform import coinpaprika as transform_module
@@ -21,9 +23,31 @@ from cryptoetl.transform import coinpaprika as transform_module
 NAME = "coinpaprika"
 HOSTS = {"free": "https://api.coinpaprika.com/v1", "pro": "https://api-pro.coinpaprika.com/v1"}
 BATCH_SIZE = 1000
+# CoinPaprika's plans are monthly quotas (free: 20,000 calls a month) with no per-minute figure;
+# one call per run is what matters there, and the budget only spaces retries.
+DEFAULT_BUDGET: dict[str, int] = {"free": 60, "pro": 600}
 
 
-def endpoint(settings: Settings) -> Endpoint:
+class CoinPaprikaSettings(SourceSettings):
+    """CoinPaprika's settings (environment variables of the same names)."""
+
+    coinpaprika_api_key: SecretStr | None = None
+    coinpaprika_base_url: AnyHttpUrl | None = None
+    coinpaprika_requests_per_minute: int | None = Field(default=None, ge=1, le=100_000)
+
+    @field_validator("coinpaprika_api_key", "coinpaprika_base_url", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return empty_is_unset(value)
+
+    def budget(self) -> int:
+        """Requests per minute: the setting, else the plan's default."""
+        if self.coinpaprika_requests_per_minute is not None:
+            return self.coinpaprika_requests_per_minute
+        return DEFAULT_BUDGET["free" if self.coinpaprika_api_key is None else "pro"]
+
+
+def endpoint(settings: CoinPaprikaSettings) -> Endpoint:
     """The free host without a key, the pro host with the key in `Authorization`."""
     key = settings.coinpaprika_api_key.get_secret_value() if settings.coinpaprika_api_key else None
     base = settings.coinpaprika_base_url
@@ -35,7 +59,9 @@ def endpoint(settings: Settings) -> Endpoint:
 class CoinPaprika:
     """The CoinPaprika source (see the module docstring)."""
 
-    name = NAME
+    info = SourceInfo(
+        NAME, LocatorKind.OBSERVATION, match_rank=1, catalog=True, settings=CoinPaprikaSettings
+    )
 
     def __init__(self, context: SourceContext, *, batch_size: int = BATCH_SIZE) -> None:
         if batch_size < 1:
@@ -45,14 +71,14 @@ class CoinPaprika:
 
     async def fetch(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
         """The whole ticker list, in batches of `batch_size` (one empty batch for `[]`)."""
-        settings = self.context.settings
+        settings = self.context.settings.of(CoinPaprikaSettings)
         target = endpoint(settings)
         async with session_for(self.context) as session:
             client = HttpClient.for_source(
                 self.context,
                 session,
                 NAME,
-                per_minute=settings.coinpaprika_budget(),
+                per_minute=settings.budget(),
                 key_setting="COINPAPRIKA_API_KEY",
                 has_key=settings.coinpaprika_api_key is not None,
                 key_statuses=(401, 403),

@@ -36,9 +36,10 @@ from cryptoetl.errors import (
     TransientSourceError,
     UpstreamRejectedError,
 )
+from cryptoetl.log import SecretMasker
 from cryptoetl.models import ResponseMeta
 from cryptoetl.sources.base import SourceContext, SourceEvents
-from cryptoetl.sources.body import Scrubber, decode_json, display_url, upstream_reason
+from cryptoetl.sources.body import decode_json, display_url, upstream_reason
 from cryptoetl.sources.ratelimit import TokenBucket
 from cryptoetl.sources.retry import (
     backoff_delay,
@@ -170,7 +171,7 @@ class HttpClient:
         self.bucket = bucket
         self.events = events
         self.now = now
-        self.scrub = Scrubber(secrets)
+        self.scrub = SecretMasker(secrets).mask_text
         self.key_setting = key_setting
         self.has_key = has_key
         self.key_statuses = frozenset(key_statuses)

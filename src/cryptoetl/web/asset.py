@@ -18,8 +18,7 @@ from starlette.responses import HTMLResponse
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
 from cryptoetl.api.freshness import stale_after_seconds
-from cryptoetl.api.params import validation_error
-from cryptoetl.api.routes.assets import AssetIdParam
+from cryptoetl.api.params import AssetIdParam, validation_error
 from cryptoetl.db import assets as asset_queries
 from cryptoetl.db.assets import AssetView
 from cryptoetl.db.pool import Pool

@@ -1,7 +1,7 @@
 """GET /: every source's state at a glance, the recent runs as a timeline, the totals.
 
 Read through the JSON API's own query functions: the per-source numbers are those of
-`/api/v1/stats` (`SourceStats.from_overview` over `run_history.stats_overview`), the verdicts
+`/api/v1/stats` (`SourceStats.from_overview` over `source_status.stats_overview`), the verdicts
 those of `/api/v1/health` (`freshness.source_problem`), the runs those of `/api/v1/runs`, the
 rejected count that of `/api/v1/rejected`.
 """
@@ -19,11 +19,12 @@ from starlette.responses import HTMLResponse
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
 from cryptoetl.api.freshness import Problem, source_problem, stale_after_seconds
-from cryptoetl.api.schemas_runs import SourceStats
-from cryptoetl.api.timing import duration
+from cryptoetl.api.schemas.runs import SourceStats, duration
 from cryptoetl.config import Settings
 from cryptoetl.db import rejected as rejected_queries
-from cryptoetl.db import run_history as run_queries
+from cryptoetl.db import runs as run_queries
+from cryptoetl.db import source_status
+from cryptoetl.sources import REGISTRY
 from cryptoetl.web import format as fmt
 from cryptoetl.web.render import Pages
 from cryptoetl.web.routing import DATABASE_WAIT, PageRoute
@@ -126,8 +127,8 @@ def _tooltip(run: asyncpg.Record, seconds: float | None) -> str:
 @router.get("/", response_class=HTMLResponse)
 async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> HTMLResponse:
     async with pool.acquire(timeout=DATABASE_WAIT) as conn:
-        overview = await run_queries.stats_overview(conn)
-        runs_total, runs = await run_queries.list_runs(
+        overview = await source_status.stats_overview(conn, REGISTRY.names)
+        runs_total, runs = await run_queries.list_page(
             conn, source=None, status=None, limit=RUNS_IN_TIMELINE, offset=0
         )
         rejected_total, rejected_by_source = await rejected_queries.count_rejected_by_source(

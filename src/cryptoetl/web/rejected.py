@@ -1,7 +1,7 @@
 """GET /rejected: the records validation refused, grouped by run and source, keyset-paged.
 
 The same query functions as `GET /api/v1/rejected` (`db.rejected`), and the run headings come
-from `run_history.get_run`, as `GET /api/v1/runs/{id}` does.
+from `runs.get`, as `GET /api/v1/runs/{id}` does.
 """
 
 from __future__ import annotations
@@ -22,11 +22,11 @@ from cryptoetl.api.params import (
     rejected_cursor,
     validation_error,
 )
-from cryptoetl.config import KNOWN_SOURCES
 from cryptoetl.db import rejected as rejected_queries
-from cryptoetl.db import run_history as run_queries
+from cryptoetl.db import runs as run_queries
+from cryptoetl.db.data_query import MAX_ID, MAX_PAGE
 from cryptoetl.db.rejected import RejectedFilter
-from cryptoetl.query import MAX_ID, MAX_PAGE
+from cryptoetl.sources import REGISTRY
 from cryptoetl.web.render import Pages
 from cryptoetl.web.routing import DATABASE_WAIT, PageRoute
 
@@ -65,8 +65,8 @@ def _form_value(value: str | None) -> str | None:
 def _filters(source: str | None, run_id: str | None) -> RejectedFilter:
     """The form's filters, checked as the JSON API checks them (422 naming the bad one)."""
     problems = []
-    if source is not None and source not in KNOWN_SOURCES:
-        problems.append((("query", "source"), one_of(KNOWN_SOURCES)))
+    if source is not None and source not in REGISTRY.names:
+        problems.append((("query", "source"), one_of(REGISTRY.names)))
     number = None
     if run_id is not None:
         number = int(run_id) if run_id.isascii() and run_id.isdigit() else 0
@@ -96,7 +96,7 @@ async def rejected_page(
     source, run_id_value = filters.source, filters.run_id
     async with pool.acquire(timeout=DATABASE_WAIT) as conn:
         listing = await rejected_queries.list_rejected(conn, filters, after=after, limit=PAGE_SIZE)
-        runs = await run_queries.get_runs(conn, (row["last_run_id"] for row in listing.rows))
+        runs = await run_queries.get_many(conn, (row["last_run_id"] for row in listing.rows))
     next_link = None
     if listing.next_key is not None:
         next_link = _link(
@@ -112,7 +112,7 @@ async def rejected_page(
         "cap": rejected_queries.COUNT_CAP,
         "source": source,
         "run_id": run_id_value,
-        "sources": KNOWN_SOURCES,
+        "sources": REGISTRY.names,
         "page": page,
         "first": (page - 1) * PAGE_SIZE + 1,
         "shown": len(listing.rows),

@@ -22,7 +22,7 @@ from starlette.responses import HTMLResponse
 
 from cryptoetl import __version__
 from cryptoetl.api.errors import request_id_of
-from cryptoetl.api.timing import latency_ms
+from cryptoetl.api.middleware import latency_ms
 from cryptoetl.web import format as fmt
 
 ERROR_TITLES = {

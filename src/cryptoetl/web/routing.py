@@ -18,7 +18,8 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
-from cryptoetl.api.errors import DATABASE_DOWN, DATABASE_RETRY_AFTER
+from cryptoetl.api.errors import unavailable
+from cryptoetl.db.pool import DATABASE_UNAVAILABLE
 from cryptoetl.web.render import Pages
 
 log = structlog.get_logger(__name__)
@@ -51,15 +52,14 @@ class PageRoute(APIRoute):
                 return pages.error(
                     request, 422, "The address has invalid parameters.", details=_problems(exc)
                 )
-            except DATABASE_DOWN as exc:
-                log.warning("database_unavailable", error=str(exc) or type(exc).__name__)
+            except DATABASE_UNAVAILABLE as exc:
                 return pages.error(
                     request,
                     503,
                     "cryptoetl cannot reach its PostgreSQL database right now, so there is "
                     "nothing to show. Nothing is lost: the data stays in the database, and "
                     "this page comes back by itself once the database answers again.",
-                    headers={"Retry-After": DATABASE_RETRY_AFTER},
+                    headers=unavailable(exc),
                 )
             except Exception as exc:
                 log.error("unhandled_error", exc_info=exc)

@@ -13,9 +13,9 @@ from cryptoetl.api.errors import error_response, request_id_of
 from cryptoetl.api.etl import EtlDep
 from cryptoetl.api.params import SourceName
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas import ErrorResponse
-from cryptoetl.api.schemas_admin import EtlRunAccepted, EtlRunRequest, RunConflict, StartedRunItem
-from cryptoetl.db import run_history
+from cryptoetl.api.schemas.admin import EtlRunAccepted, EtlRunRequest, RunConflict, StartedRunItem
+from cryptoetl.api.schemas.common import ErrorResponse
+from cryptoetl.db import runs as run_queries
 from cryptoetl.db.pool import Pool
 from cryptoetl.errors import RunInProgressError, ServiceStoppingError
 
@@ -33,7 +33,7 @@ def _requested(query: Sequence[str] | None, body: EtlRunRequest | None) -> list[
 
 async def _running(pool: Pool, error: RunInProgressError) -> list[dict[str, Any]]:
     async with pool.acquire() as conn:
-        found = await run_history.get_runs(conn, error.run_ids)
+        found = await run_queries.get_many(conn, error.run_ids)
     rows = [found[run_id] for run_id in error.run_ids if run_id in found]
     return [
         {

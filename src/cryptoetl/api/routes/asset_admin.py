@@ -21,16 +21,16 @@ from cryptoetl.api.deps import PoolDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.params import PRINTABLE, one_of, validation_error
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas import INVALID, NOT_FOUND, UNAVAILABLE, ErrorResponse
-from cryptoetl.api.schemas_assets import PinIn, PinResult, RebuildResult, UnpinResult
+from cryptoetl.api.schemas.assets import PinIn, PinResult, RebuildResult, UnpinResult
+from cryptoetl.api.schemas.common import INVALID, NOT_FOUND, UNAVAILABLE, ErrorResponse
 from cryptoetl.assets.identity import is_derivative
-from cryptoetl.assets.match import Asset, Method
 from cryptoetl.assets.overrides import ASSET_ID, load_overrides
 from cryptoetl.assets.sync import sync_assets, update_mappings
-from cryptoetl.config import KNOWN_SOURCES
 from cryptoetl.db import asset_map
 from cryptoetl.db import assets as asset_queries
 from cryptoetl.db.pool import Connection
+from cryptoetl.models import Asset, Method
+from cryptoetl.sources import REGISTRY
 
 router = APIRouter(tags=["admin"])
 
@@ -39,7 +39,7 @@ ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "No valid `Authorization: Bearer` token."},
     403: {"model": ErrorResponse, "description": "The admin API is disabled (no ADMIN_TOKEN)."},
 }
-SourcePath = Annotated[str, Path(description=f"One of {', '.join(KNOWN_SOURCES)}.")]
+SourcePath = Annotated[str, Path(description=f"One of {', '.join(REGISTRY.names)}.")]
 CoinIdPath = Annotated[
     str,
     Path(min_length=1, max_length=500, pattern=PRINTABLE, description="The source's coin id."),
@@ -47,8 +47,8 @@ CoinIdPath = Annotated[
 
 
 def _check_source(source: str, where: str) -> None:
-    if source not in KNOWN_SOURCES:
-        raise validation_error(((where, "source"), one_of(KNOWN_SOURCES)))
+    if source not in REGISTRY.names:
+        raise validation_error(((where, "source"), one_of(REGISTRY.names)))
 
 
 async def _decide_again(

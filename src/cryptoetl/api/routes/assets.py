@@ -9,16 +9,16 @@ from __future__ import annotations
 import dataclasses
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, HTTPException, Path, Query, Request
+from fastapi import APIRouter, HTTPException, Query, Request
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.freshness import stale_after_seconds
-from cryptoetl.api.params import PRINTABLE, SourceParam, Time, validation_error
+from cryptoetl.api.middleware import latency_ms
+from cryptoetl.api.params import PRINTABLE, AssetIdParam, SourceParam, Time, validation_error
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas import INVALID, NOT_FOUND, UNAVAILABLE
-from cryptoetl.api.schemas_assets import AssetDetail, AssetsPage, HistoryOut, MappingsPage
-from cryptoetl.api.timing import latency_ms
+from cryptoetl.api.schemas.assets import AssetDetail, AssetsPage, HistoryOut, MappingsPage
+from cryptoetl.api.schemas.common import INVALID, NOT_FOUND, UNAVAILABLE
 from cryptoetl.db import assets as asset_queries
 
 router = APIRouter(tags=["assets"])
@@ -44,9 +44,6 @@ At most `limit` buckets (oldest first); when more follow, `next_since` is where 
 starts (pass it as `since`).
 """
 
-AssetIdParam = Annotated[
-    str, Path(min_length=1, max_length=100, pattern=PRINTABLE, description="The asset's id.")
-]
 TextParam = Annotated[str | None, Query(min_length=1, max_length=200, pattern=PRINTABLE)]
 
 

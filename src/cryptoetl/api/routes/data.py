@@ -25,18 +25,18 @@ from cryptoetl.api.conditional import (
     page_response,
 )
 from cryptoetl.api.params import DataParams, invalid, openapi_parameters
-from cryptoetl.api.schemas import INVALID, UNAVAILABLE, DataPage
+from cryptoetl.api.schemas.common import INVALID, UNAVAILABLE, DataPage
 from cryptoetl.api.streaming import RowStream, negotiate
 from cryptoetl.db.data import fetch_page, stream_statement
-from cryptoetl.db.pool import Pool
-from cryptoetl.db.versions import Versions, VersionWatcher, fetch_versions
-from cryptoetl.query import (
+from cryptoetl.db.data_query import (
     DEFAULT_PAGE_SIZE,
     DataFilters,
     DataQuery,
     QueryError,
     build_query,
 )
+from cryptoetl.db.pool import Pool
+from cryptoetl.db.versions import Versions, VersionWatcher, fetch_versions
 
 router = APIRouter(tags=["data"])
 

@@ -7,14 +7,14 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
-from cryptoetl.api.errors import DATABASE_DOWN
 from cryptoetl.api.etl import EtlControl
 from cryptoetl.api.freshness import STALE_INTERVALS, source_problems
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas import EtlLastRun, HealthResponse, SchedulerState
+from cryptoetl.api.schemas.common import EtlLastRun, HealthResponse, SchedulerState
 from cryptoetl.db import lease as lease_queries
-from cryptoetl.db import run_history as run_queries
-from cryptoetl.db import status as status_queries
+from cryptoetl.db import runs as run_queries
+from cryptoetl.db import source_status
+from cryptoetl.db.pool import DATABASE_UNAVAILABLE, ping
 
 router = APIRouter(tags=["health"])
 
@@ -58,17 +58,17 @@ def _scheduler(etl: EtlControl | None, lease: lease_queries.LeaseRow | None) -> 
 )
 async def health(request: Request, pool: PoolDep, settings: SettingsDep) -> JsonResponse:
     now = datetime.now(UTC)
-    connected = await status_queries.ping(pool)
+    connected = await ping(pool)
     last_run: EtlLastRun | None = None
     lease: lease_queries.LeaseRow | None = None
     problems: list[str] = []
     if connected:
         try:
             async with pool.acquire() as conn:
-                row = await status_queries.latest_run(conn)
-                overview = await run_queries.source_overview(conn, settings.enabled_sources)
+                row = await run_queries.latest(conn)
+                overview = await source_status.source_overview(conn, settings.enabled_sources)
                 lease = await lease_queries.read(conn)
-        except DATABASE_DOWN:
+        except DATABASE_UNAVAILABLE:
             connected = False
         else:
             if row is not None:

@@ -7,9 +7,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from cryptoetl.api.deps import PoolDep
-from cryptoetl.api.errors import DATABASE_DOWN
-from cryptoetl.db import run_history as run_queries
+from cryptoetl.db import runs as run_queries
+from cryptoetl.db.pool import DATABASE_UNAVAILABLE
 from cryptoetl.db.versions import fetch_versions
+from cryptoetl.errors import describe
 from cryptoetl.metrics import RECORD_OUTCOMES, DatabaseSnapshot, Metrics, RunTotals
 
 router = APIRouter(tags=["metrics"])
@@ -21,10 +22,10 @@ SCRAPE_TIMEOUT = 5.0
 async def _snapshot(pool: PoolDep) -> DatabaseSnapshot | None:
     try:
         async with pool.acquire(timeout=SCRAPE_TIMEOUT) as conn:
-            totals = await run_queries.run_totals(conn)
+            totals = await run_queries.totals(conn)
             rows = {v.source: v.row_count for v in await fetch_versions(conn)}
-    except DATABASE_DOWN as exc:
-        log.warning("metrics_without_database", error=str(exc) or type(exc).__name__)
+    except DATABASE_UNAVAILABLE as exc:
+        log.warning("metrics_without_database", error=describe(exc))
         return None
     runs = [
         RunTotals(

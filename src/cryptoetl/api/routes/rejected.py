@@ -8,6 +8,7 @@ from fastapi import APIRouter, Query, Request
 
 from cryptoetl.api.deps import PoolDep
 from cryptoetl.api.errors import request_id_of
+from cryptoetl.api.middleware import latency_ms
 from cryptoetl.api.params import (
     RejectedCursorParam,
     RunIdParam,
@@ -16,9 +17,8 @@ from cryptoetl.api.params import (
     rejected_cursor,
 )
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas import INVALID, UNAVAILABLE
-from cryptoetl.api.schemas_runs import RejectedEntry, RejectedList
-from cryptoetl.api.timing import latency_ms
+from cryptoetl.api.schemas.common import INVALID, UNAVAILABLE
+from cryptoetl.api.schemas.runs import RejectedEntry, RejectedList
 from cryptoetl.db import rejected as rejected_queries
 from cryptoetl.db.rejected import COUNT_CAP, RejectedFilter
 

@@ -10,13 +10,21 @@ from fastapi import APIRouter, HTTPException, Path, Query, Request
 
 from cryptoetl.api.deps import PoolDep
 from cryptoetl.api.errors import request_id_of
+from cryptoetl.api.middleware import latency_ms
 from cryptoetl.api.params import RunStatusParam, SourceParam
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas import INVALID, NOT_FOUND, UNAVAILABLE
-from cryptoetl.api.schemas_runs import RejectedRecord, RejectedSummary, Run, RunDetail, RunsPage
-from cryptoetl.api.timing import duration, latency_ms
-from cryptoetl.db import run_history as run_queries
-from cryptoetl.query import MAX_ID
+from cryptoetl.api.schemas.common import INVALID, NOT_FOUND, UNAVAILABLE
+from cryptoetl.api.schemas.runs import (
+    RejectedRecord,
+    RejectedSummary,
+    Run,
+    RunDetail,
+    RunsPage,
+    duration,
+)
+from cryptoetl.db import rejected as rejected_queries
+from cryptoetl.db import runs as run_queries
+from cryptoetl.db.data_query import MAX_ID
 
 router = APIRouter(tags=["etl"])
 
@@ -46,7 +54,7 @@ async def list_runs(
     page_size: Annotated[int, Query(ge=1, le=MAX_RUNS_PAGE_SIZE)] = 50,
 ) -> JsonResponse:
     async with pool.acquire() as conn:
-        total, rows = await run_queries.list_runs(
+        total, rows = await run_queries.list_page(
             conn, source=source, status=status, limit=page_size, offset=(page - 1) * page_size
         )
     now = datetime.now(UTC)
@@ -78,10 +86,10 @@ async def get_run(
     run_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The run's id.")],
 ) -> JsonResponse:
     async with pool.acquire() as conn:
-        row = await run_queries.get_run(conn, run_id)
+        row = await run_queries.get(conn, run_id)
         if row is None:
             raise HTTPException(404, f"no run with id {run_id}")
-        count, rejected = await run_queries.rejected_of_run(conn, run_id, REJECTED_SAMPLE)
+        count, rejected = await rejected_queries.of_run(conn, run_id, REJECTED_SAMPLE)
     body = RunDetail.model_validate(
         {
             **_run(row, datetime.now(UTC)),

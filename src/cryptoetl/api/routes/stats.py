@@ -8,11 +8,12 @@ from fastapi import APIRouter, Request
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
 from cryptoetl.api.errors import request_id_of
+from cryptoetl.api.middleware import latency_ms
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas import UNAVAILABLE
-from cryptoetl.api.schemas_runs import SourceStats, StatsResponse
-from cryptoetl.api.timing import latency_ms
-from cryptoetl.db import run_history as run_queries
+from cryptoetl.api.schemas.common import UNAVAILABLE
+from cryptoetl.api.schemas.runs import SourceStats, StatsResponse
+from cryptoetl.db import source_status
+from cryptoetl.sources import REGISTRY
 
 router = APIRouter(tags=["etl"])
 
@@ -31,7 +32,7 @@ router = APIRouter(tags=["etl"])
 )
 async def stats(request: Request, pool: PoolDep, settings: SettingsDep) -> JsonResponse:
     async with pool.acquire() as conn:
-        overview = await run_queries.stats_overview(conn)
+        overview = await source_status.stats_overview(conn, REGISTRY.names)
     now = datetime.now(UTC)
     enabled = settings.enabled_sources
     sources = [

@@ -20,7 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 
@@ -28,35 +28,27 @@ import aiohttp
 import structlog
 
 from cryptoetl.assets.sync import sync_assets
-from cryptoetl.config import KNOWN_SOURCES, Settings
+from cryptoetl.config import Settings
 from cryptoetl.db import checkpoints, runs
-from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
+from cryptoetl.db.pool import DATABASE_ERRORS, Pool
 from cryptoetl.errors import AssetOverridesError, RunInProgressError, describe
+from cryptoetl.etl.leader import Fence
+from cryptoetl.etl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
+from cryptoetl.etl.reaper import reap_dead_runs
+from cryptoetl.etl.source_run import ProgressSink, RunSetup, run_source
 from cryptoetl.models import RunTrigger, SourceOutcome
-from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
-from cryptoetl.reaper import reap_dead_runs
-from cryptoetl.source_run import ProgressSink, RunSetup, run_source
 from cryptoetl.sources import REGISTRY
-from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, SourceFactory
+from cryptoetl.sources.base import NoEvents, SourceClass, SourceContext, SourceEvents
 from cryptoetl.sources.http import open_http_session
 from cryptoetl.sources.ratelimit import RateLimits
+from cryptoetl.sources.registry import Registry
 
 log = structlog.get_logger(__name__)
 
 SessionFactory = Callable[[Settings], AbstractAsyncContextManager[aiohttp.ClientSession]]
-# Called inside `begin`'s transaction before any run row is inserted; raises to start nothing.
-Fence = Callable[[Connection], Awaitable[None]]
 BEGIN_ATTEMPTS = 3
 # What can make the asset mapping step fail without it being a bug.
 MAPPING_ERRORS: tuple[type[BaseException], ...] = (*DATABASE_ERRORS, AssetOverridesError)
-
-__all__ = [
-    "Fence",
-    "Pipeline",
-    "ProgressSink",
-    "RunGroup",
-    "reap_dead_runs",
-]
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,7 +76,7 @@ class Pipeline:
         settings: Settings,
         pool: Pool,
         *,
-        registry: Mapping[str, SourceFactory] = REGISTRY,
+        registry: Registry = REGISTRY,
         events: SourceEvents | None = None,
         progress: ProgressSink | None = None,
         owner: str | None = None,
@@ -107,12 +99,11 @@ class Pipeline:
         names = list(dict.fromkeys(sources)) if sources is not None else []
         if sources is None:
             names = list(self.settings.enabled_sources)
-        known = set(KNOWN_SOURCES) | set(self.registry)
+        # a name the service knows but this pipeline's registry lacks fails alone, in its run
+        known = [*REGISTRY.names, *(n for n in self.registry.names if n not in REGISTRY)]
         unknown = [name for name in names if name not in known]
         if unknown:
-            raise ValueError(
-                f"unknown source(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
-            )
+            raise ValueError(f"unknown source(s) {', '.join(unknown)}; known: {', '.join(known)}")
         # one order everywhere: two processes starting overlapping sets cannot deadlock
         return sorted(names)
 
@@ -200,13 +191,13 @@ class Pipeline:
                     await beat
 
     async def _run_and_map(
-        self, setup: RunSetup, run: runs.StartedRun, factory: SourceFactory | None
+        self, setup: RunSetup, run: runs.StartedRun, factory: SourceClass | None
     ) -> SourceOutcome:
         """One source's run, then the asset mapping of the coins it brought."""
         outcome = await run_source(setup, run, factory)
         if outcome.batches > 0:
             try:
-                report = await sync_assets(self.pool, sources=[run.source])
+                report = await sync_assets(self.pool, sources=[run.source], registry=self.registry)
             except MAPPING_ERRORS as exc:
                 log.warning("asset_mapping_failed", source=run.source, error=describe(exc))
             else:

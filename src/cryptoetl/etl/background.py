@@ -26,9 +26,10 @@ import structlog
 
 from cryptoetl.db.pool import DATABASE_ERRORS
 from cryptoetl.errors import ServiceStoppingError, describe
+from cryptoetl.etl.leader import Fence
+from cryptoetl.etl.pipeline import Pipeline, RunGroup
+from cryptoetl.etl.reaper import end_runs_of
 from cryptoetl.models import RunTrigger, SourceOutcome
-from cryptoetl.pipeline import Fence, Pipeline, RunGroup
-from cryptoetl.reaper import end_runs_of
 
 log = structlog.get_logger(__name__)
 

@@ -6,7 +6,7 @@
 
 Every replica runs an `AsyncIOScheduler` with one interval job (`coalesce=True`,
 `max_instances=1`, a misfire grace of a whole interval). At each tick the replica that holds
-the leader lease (`cryptoetl.lease`) starts a scheduled run of ENABLED_SOURCES with
+the leader lease (`cryptoetl.etl.leader`) starts a scheduled run of ENABLED_SOURCES with
 `skip_busy=True` (a source already running anywhere, say from the admin trigger, is skipped and
 logged; the others run) and the lease check as the fence inside `begin`'s transaction; the
 other replicas do nothing. With ETL_RUN_ON_STARTUP the first tick is at once (trigger
@@ -37,11 +37,11 @@ from cryptoetl.config import Settings
 from cryptoetl.db.pool import DATABASE_ERRORS, Pool
 from cryptoetl.db.runs import StartedRun
 from cryptoetl.errors import NotLeaderError, RunInProgressError, ServiceStoppingError, describe
-from cryptoetl.lease import LeaderLease
+from cryptoetl.etl.background import BackgroundRuns
+from cryptoetl.etl.leader import LeaderLease
+from cryptoetl.etl.owner import this_process
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunTrigger
-from cryptoetl.owner import this_process
-from cryptoetl.pipeline import Pipeline
-from cryptoetl.runner import BackgroundRuns
 from cryptoetl.sources.base import SourceEvents
 from cryptoetl.sources.ratelimit import RateLimits
 

@@ -7,9 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from cryptoetl.config import KNOWN_SOURCES
+from cryptoetl.sources import REGISTRY
 
-SOURCES: list[Any] = list(KNOWN_SOURCES)
+SOURCES: list[Any] = list(REGISTRY.names)
 
 
 class _FromAttributes(BaseModel):

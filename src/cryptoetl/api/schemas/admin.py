@@ -8,8 +8,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cryptoetl.api.params import SourceName
-from cryptoetl.api.schemas import ErrorResponse
-from cryptoetl.config import KNOWN_SOURCES
+from cryptoetl.api.schemas.common import ErrorResponse
+from cryptoetl.sources import REGISTRY
 
 
 class EtlRunRequest(BaseModel):
@@ -20,7 +20,7 @@ class EtlRunRequest(BaseModel):
     sources: list[SourceName] | None = Field(
         default=None,
         min_length=1,
-        max_length=len(KNOWN_SOURCES) * 4,
+        max_length=len(REGISTRY.names) * 4,
         description="Sources to run (any known source, enabled or not); default ENABLED_SOURCES.",
         examples=[["coingecko", "coinpaprika"]],
     )

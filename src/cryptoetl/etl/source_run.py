@@ -25,10 +25,10 @@ import structlog
 
 from cryptoetl.db import checkpoints, load, runs
 from cryptoetl.db.pool import DATABASE_ERRORS, Pool
-from cryptoetl.errors import CsvFileError, RunEndedError, SourceError, describe
-from cryptoetl.models import Batch, RunCounts, RunStatus, SourceOutcome
-from cryptoetl.prepare import PreparedBatch, prepare_batch
-from cryptoetl.sources.base import Source, SourceContext, SourceFactory
+from cryptoetl.errors import RunEndedError, SourceError, describe
+from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
+from cryptoetl.models import Batch, LocatorKind, RunCounts, RunStatus, SourceOutcome
+from cryptoetl.sources.base import Source, SourceClass, SourceContext
 
 log = structlog.get_logger(__name__)
 
@@ -74,13 +74,13 @@ def root_cause(exc: BaseException) -> BaseException:
 
 
 async def _load_batch(
-    pool: Pool, run: runs.StartedRun, batch: Batch, prepared: PreparedBatch
+    pool: Pool, run: runs.StartedRun, kind: LocatorKind, batch: Batch, prepared: PreparedBatch
 ) -> RunCounts:
     """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters."""
     async with pool.acquire() as conn, conn.transaction():
         await load.ensure_staging(conn)
         raw_ids = await load.store_raw(
-            conn, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
+            conn, kind, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
         )
         rows, duplicates = load.stage_rows(prepared.records, raw_ids)
         upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
@@ -187,7 +187,7 @@ async def _record_end(
             async with pool.acquire() as conn, conn.transaction():
                 finished = await runs.end(conn, run.run_id, status, error, read_to_end=read_to_end)
                 if finished is None:  # reaped meanwhile: keep what the reaper wrote
-                    return await runs.get(conn, run.run_id)
+                    return await runs.get_finished(conn, run.run_id)
                 return finished
         except DATABASE_ERRORS as exc:
             last = exc
@@ -196,7 +196,7 @@ async def _record_end(
 
 
 async def run_source(
-    setup: RunSetup, run: runs.StartedRun, factory: SourceFactory | None
+    setup: RunSetup, run: runs.StartedRun, factory: SourceClass | None
 ) -> SourceOutcome:
     """Run one source to its end and record the outcome; never raises but on cancellation."""
     structlog.contextvars.bind_contextvars(run_id=run.run_id, source=run.source)
@@ -217,7 +217,7 @@ async def run_source(
 
 
 async def _fetch_and_load(
-    setup: RunSetup, run: runs.StartedRun, factory: SourceFactory | None, state: _State
+    setup: RunSetup, run: runs.StartedRun, factory: SourceClass | None, state: _State
 ) -> None:
     label: str | None = None
     state.stage = "setup"
@@ -233,7 +233,9 @@ async def _fetch_and_load(
         try:
             async for batch, prepared in prepared_batches:
                 state.stage, label = "load", batch.label
-                state.counts += await _load_batch(setup.pool, run, batch, prepared)
+                state.counts += await _load_batch(
+                    setup.pool, run, source.info.locator, batch, prepared
+                )
                 state.batches += 1
                 if setup.progress is not None:
                     setup.progress.batch_loaded(run.source, state.counts, state.batches, label)
@@ -241,7 +243,7 @@ async def _fetch_and_load(
         finally:
             await prepared_batches.aclose()
         state.stage = None
-    except (SourceError, CsvFileError) as exc:
+    except SourceError as exc:
         state.stage, state.error = "fetch", describe(exc)
     except RunEndedError as exc:
         state.stage, state.error = "load", describe(exc)

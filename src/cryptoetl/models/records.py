@@ -1,4 +1,5 @@
-"""Frozen domain types shared by every stage (standard library only).
+"""What flows through a run: records, batches, acceptances and rejections (standard library
+only).
 
 The flow of one source through a run:
 
@@ -16,22 +17,15 @@ from enum import StrEnum
 from typing import Any
 
 
-class RunTrigger(StrEnum):
-    """What started a run."""
+class LocatorKind(StrEnum):
+    """How a source's raw records are located, and so which raw table keeps them.
 
-    STARTUP = "startup"
-    SCHEDULE = "schedule"
-    MANUAL = "manual"
-    CLI = "cli"
+    `observation`: the source's coin id and its own timestamp (the HTTP sources, `raw_http`);
+    `file_line`: a file's fingerprint and a line number (file sources, `raw_csv`).
+    """
 
-
-class RunStatus(StrEnum):
-    """The state of one source's run. Only `running` is not final."""
-
-    RUNNING = "running"
-    SUCCESS = "success"
-    PARTIAL = "partial"
-    FAILED = "failed"
+    OBSERVATION = "observation"
+    FILE_LINE = "file_line"
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,37 +128,3 @@ class Batch:
     cursor: Mapping[str, Any]
     label: str
     context: Mapping[str, Any] = field(default_factory=dict)
-
-
-@dataclass(frozen=True, slots=True)
-class RunCounts:
-    """What one source's run did to the data."""
-
-    fetched: int = 0
-    inserted: int = 0
-    updated: int = 0
-    unchanged: int = 0
-    rejected: int = 0
-
-    def __add__(self, other: RunCounts) -> RunCounts:
-        return RunCounts(
-            fetched=self.fetched + other.fetched,
-            inserted=self.inserted + other.inserted,
-            updated=self.updated + other.updated,
-            unchanged=self.unchanged + other.unchanged,
-            rejected=self.rejected + other.rejected,
-        )
-
-
-@dataclass(frozen=True, slots=True)
-class SourceOutcome:
-    """The end of one source's run, as recorded in `etl_runs`."""
-
-    source: str
-    run_id: int
-    status: RunStatus
-    counts: RunCounts
-    started_at: datetime
-    finished_at: datetime
-    error: str | None = None
-    batches: int = 0

@@ -13,8 +13,8 @@ import structlog
 
 from cryptoetl.db import runs
 from cryptoetl.db.pool import Connection, Pool
+from cryptoetl.etl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, death_reason
 from cryptoetl.models import RunStatus
-from cryptoetl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, death_reason
 
 log = structlog.get_logger(__name__)
 

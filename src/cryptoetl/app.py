@@ -25,13 +25,12 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 
-import asyncpg
 import structlog
 from fastapi import FastAPI
 
 from cryptoetl import __version__
 from cryptoetl.api.cache import DataCaches
-from cryptoetl.api.errors import DATABASE_DOWN, install_error_handlers
+from cryptoetl.api.errors import install_error_handlers
 from cryptoetl.api.etl import EtlFactory
 from cryptoetl.api.middleware import RequestIdMiddleware
 from cryptoetl.api.responses import JsonResponse
@@ -48,18 +47,18 @@ from cryptoetl.api.routes import (
 )
 from cryptoetl.api.streaming import EXPORT_SLOTS
 from cryptoetl.config import Settings
-from cryptoetl.db.pool import open_pool, prepare_database
+from cryptoetl.db.pool import DATABASE_ERRORS, open_pool
+from cryptoetl.db.server import prepare_database
 from cryptoetl.db.versions import watch_versions
+from cryptoetl.errors import describe
+from cryptoetl.etl.reaper import reap_dead_runs
 from cryptoetl.metrics import Metrics
-from cryptoetl.reaper import reap_dead_runs
 from cryptoetl.web import asset as asset_page
 from cryptoetl.web import dashboard
 from cryptoetl.web import rejected as rejected_page
 from cryptoetl.web.render import Pages
 
 log = structlog.get_logger(__name__)
-# The start-up reap is best effort: a database that fails it now is reported by health.
-REAP_ERRORS: tuple[type[Exception], ...] = (*DATABASE_DOWN, asyncpg.PostgresError)
 
 DESCRIPTION = """
 A PostgreSQL history of cryptocurrency prices, market caps and volumes from CoinPaprika,
@@ -77,7 +76,7 @@ sources at `/assets/{id}`, the rejected records at `/rejected`.
 def create_app(
     settings: Settings, *, database_url: str | None = None, etl: EtlFactory | None = None
 ) -> FastAPI:
-    """The app; with `etl` (the CLI passes `cryptoetl.scheduler.open_etl`) it also runs the
+    """The app; with `etl` (the CLI passes `cryptoetl.etl.service.open_etl`) it also runs the
     scheduler and answers the admin trigger."""
 
     @asynccontextmanager
@@ -89,8 +88,8 @@ def create_app(
             app.state.pool = pool = await stack.enter_async_context(open_pool(url))
             try:
                 await reap_dead_runs(pool)
-            except REAP_ERRORS as exc:
-                log.warning("dead_runs_not_reaped", error=str(exc) or type(exc).__name__)
+            except DATABASE_ERRORS as exc:  # best effort: health reports the database
+                log.warning("dead_runs_not_reaped", error=describe(exc))
             app.state.versions = await stack.enter_async_context(watch_versions(url))
             app.state.started_at = datetime.now(UTC)
             if etl is not None:

@@ -7,7 +7,13 @@ from datetime import datetime
 from pydantic import BaseModel, Field
 
 from cryptoetl.api.freshness import Row
-from cryptoetl.api.timing import duration
+
+
+def duration(started: datetime | None, finished: datetime | None, now: datetime) -> float | None:
+    """A run's seconds from start to finish (to now while it runs); None before any run."""
+    if started is None:
+        return None
+    return round(((finished or now) - started).total_seconds(), 3)
 
 
 class SourceStats(BaseModel):
@@ -48,7 +54,7 @@ class SourceStats(BaseModel):
 
     @classmethod
     def from_overview(cls, row: Row, *, enabled: bool, now: datetime) -> SourceStats:
-        """One row of `run_history.source_overview` (durations of running runs up to `now`)."""
+        """One row of `source_status.source_overview` (durations of running runs up to `now`)."""
         return cls(
             source=row["source"],
             records_processed=row["fetched"] or 0,

@@ -22,20 +22,23 @@ from pathlib import Path
 from typing import Any
 
 import structlog
+from pydantic import Field
 
+from cryptoetl.config import SourceSettings
 from cryptoetl.errors import CsvFileError, SourceError
 from cryptoetl.models import (
     Accepted,
     Batch,
+    LocatorKind,
     RawLocator,
     Rejection,
     ResponseMeta,
     SourceRecord,
 )
-from cryptoetl.sources.base import SourceContext
+from cryptoetl.sources.base import SourceContext, SourceInfo
 from cryptoetl.sources.csv_files import ChunkReader, FileState, plan, read_header, resolve
 from cryptoetl.transform.common import raw_text
-from cryptoetl.transform.csv import CsvLayout, map_header, read_row, row_payload
+from cryptoetl.transform.csv_rows import CsvLayout, map_header, read_row, row_payload
 
 log = structlog.get_logger(__name__)
 
@@ -43,6 +46,16 @@ NAME = "csv"
 CHUNK_ROWS = 5_000
 FILE_ERROR = "_file_error"
 ROW_ERROR = "_row_error"
+
+
+class CsvSettings(SourceSettings):
+    """The CSV source's settings (environment variables of the same names)."""
+
+    csv_file_path: str = Field(
+        default="data/sample.csv",
+        min_length=1,
+        description="A file, a directory (every *.csv in it) or a glob.",
+    )
 
 
 def _cursor_files(cursor: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,11 +66,11 @@ def _cursor_files(cursor: Mapping[str, Any]) -> dict[str, Any]:
 class CsvSource:
     """Reads the files of `CSV_FILE_PATH`; see the module docstring."""
 
-    name = NAME
+    info = SourceInfo(NAME, LocatorKind.FILE_LINE, match_rank=2, settings=CsvSettings)
 
     def __init__(self, context: SourceContext, *, chunk_rows: int = CHUNK_ROWS) -> None:
         self.context = context
-        self.pattern = context.settings.csv_file_path
+        self.pattern = context.settings.of(CsvSettings).csv_file_path
         self.chunk_rows = chunk_rows
 
     async def fetch(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:

@@ -14,8 +14,8 @@ from typing import Any
 
 import orjson
 
-from cryptoetl.db.load import FILE_RAW_TABLES, HTTP_RAW_TABLES, RawRow
-from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord, UnifiedRecord
+from cryptoetl.db.load import RawRow
+from cryptoetl.models import Accepted, Batch, LocatorKind, Rejection, SourceRecord, UnifiedRecord
 from cryptoetl.sources.base import Source
 
 
@@ -49,19 +49,17 @@ def _reject(item: SourceRecord, batch: Batch, reason: str) -> Rejection:
     return Rejection(locator=locator, raw=_raw_text(item), reason=reason)
 
 
-def _raw_row(accepted: Accepted, batch: Batch) -> RawRow | str:
+def _raw_row(accepted: Accepted, batch: Batch, kind: LocatorKind) -> RawRow | str:
     """The raw row of an accepted record, or why it cannot be stored."""
     locator = accepted.locator
     payload = _json(accepted.item.payload)
-    if batch.source in HTTP_RAW_TABLES:
+    if kind is LocatorKind.OBSERVATION:
         if locator.at is None:
             return "accepted record has no source timestamp in its locator"
         return RawRow(locator.key, locator.at, None, None, payload)
-    if batch.source in FILE_RAW_TABLES:
-        if locator.line is None:
-            return "accepted record has no line number in its locator"
-        return RawRow(locator.key, None, locator.line, _file_path(batch), payload)
-    return f"no raw table for source {batch.source!r}"
+    if locator.line is None:
+        return "accepted record has no line number in its locator"
+    return RawRow(locator.key, None, locator.line, _file_path(batch), payload)
 
 
 def prepare_batch(source: Source, batch: Batch) -> PreparedBatch:
@@ -83,7 +81,7 @@ def prepare_batch(source: Source, batch: Batch) -> PreparedBatch:
                 _reject(item, batch, f"record of source {outcome.record.source!r} in this batch")
             )
             continue
-        raw = _raw_row(outcome, batch)
+        raw = _raw_row(outcome, batch, source.info.locator)
         if isinstance(raw, str):
             prepared.rejections.append(_reject(item, batch, raw))
             continue

@@ -25,7 +25,7 @@ import asyncio
 import contextlib
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from types import TracebackType
 
 import structlog
@@ -33,10 +33,13 @@ import structlog
 from cryptoetl.db import lease as lease_db
 from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import NotLeaderError, describe
-from cryptoetl.owner import Owner, owner_gone
-from cryptoetl.pipeline import Fence
+from cryptoetl.etl.owner import Owner, owner_gone
 
 log = structlog.get_logger(__name__)
+
+# A check run inside the transaction that starts runs (`Pipeline.begin`), before any run row is
+# inserted; it raises (`NotLeaderError`) to start nothing. `LeaderLease.fence()` makes one.
+Fence = Callable[[Connection], Awaitable[None]]
 
 
 class LeaderLease:

@@ -1,0 +1,1 @@
+"""The `cryptoetl` command (`main`), and what it draws on a terminal (`progress`)."""

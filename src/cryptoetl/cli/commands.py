@@ -1,0 +1,127 @@
+"""The bodies of the `cryptoetl` commands (`main` parses the command line and calls them).
+
+Each returns the process's exit status; heavy imports happen inside, so `cryptoetl --help` and
+a configuration error answer at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+from types import FrameType
+
+import structlog
+
+from cryptoetl.config import Settings
+from cryptoetl.errors import RunInProgressError
+
+log = structlog.get_logger("cryptoetl")
+
+EXIT_OK = 0
+EXIT_FAILURE = 1
+EXIT_CONFIG = 2
+
+
+async def serve(settings: Settings, host: str, port: int) -> int:
+    import uvicorn
+
+    from cryptoetl.app import create_app
+    from cryptoetl.db.server import prepare_database
+    from cryptoetl.etl.service import open_etl
+
+    stop_requested: list[int] = []
+    server: uvicorn.Server | None = None
+
+    def request_stop(signum: int, frame: FrameType | None) -> None:
+        # Installed before uvicorn's own handlers and restored after them: a signal during
+        # start-up, or the one uvicorn re-raises on its way out, lands here instead of killing
+        # the process before the embedded database is stopped.
+        stop_requested.append(signum)
+        if server is not None:
+            server.should_exit = True
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, request_stop)
+
+    async with prepare_database(settings) as url:
+        if stop_requested:
+            return EXIT_OK
+        config = uvicorn.Config(
+            create_app(settings, database_url=url, etl=open_etl),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            lifespan="on",
+            timeout_graceful_shutdown=10,
+        )
+        server = uvicorn.Server(config)
+        log.info("serving", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/docs")
+        await server.serve()
+        if server.started is False and not stop_requested:
+            return EXIT_FAILURE  # uvicorn could not bind or start; it logged why
+    return EXIT_OK
+
+
+async def migrate(settings: Settings) -> int:
+    from cryptoetl.db.server import prepare_database
+
+    async with prepare_database(settings):
+        pass
+    print("migrations are up to date", file=sys.stderr)
+    return EXIT_OK
+
+
+async def etl_run(settings: Settings, sources: Sequence[str] | None) -> int:
+    """One run in the foreground: progress on stderr, the summary table on stdout."""
+    from cryptoetl.cli.progress import TerminalProgress, format_summary
+    from cryptoetl.db.pool import open_pool
+    from cryptoetl.db.server import prepare_database
+    from cryptoetl.etl.pipeline import Pipeline
+    from cryptoetl.models import RunStatus, RunTrigger
+
+    task = asyncio.current_task()
+    if task is not None:  # SIGTERM stops the run like Ctrl-C: runs recorded, database stopped
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    progress = TerminalProgress(sys.stderr)
+    try:
+        async with prepare_database(settings) as url, open_pool(url, max_size=8) as pool:
+            pipeline = Pipeline(settings, pool, progress=progress)
+            try:
+                outcomes = await pipeline.run(sources, RunTrigger.CLI)
+            except RunInProgressError as exc:
+                print(f"cryptoetl: {exc}", file=sys.stderr)
+                return EXIT_FAILURE
+    except asyncio.CancelledError:
+        progress.close()
+        print("cryptoetl: stopped; the runs in progress were recorded as failed", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    progress.close()
+    print(format_summary(outcomes), flush=True)
+    if all(outcome.status is RunStatus.SUCCESS for outcome in outcomes):
+        return EXIT_OK
+    return EXIT_FAILURE
+
+
+async def assets_rebuild(settings: Settings) -> int:
+    """Decide every coin's asset again, from each coin's newest name and symbol."""
+    from cryptoetl.assets.sync import sync_assets
+    from cryptoetl.db.pool import open_pool
+    from cryptoetl.db.server import prepare_database
+
+    async with prepare_database(settings) as url, open_pool(url, max_size=2) as pool:
+        report = await sync_assets(pool, refresh=True, force=True)
+    coins = report.mapped + report.unmapped
+    print(
+        f"coins: {coins:,} ({report.new_coins:,} new)  mapped: {report.mapped:,}  "
+        f"unmapped: {report.unmapped:,}  changed: {report.changed:,}  "
+        f"assets created: {report.assets_created:,}"
+    )
+    if report.unmapped_by_rule:
+        reasons = ", ".join(f"{rule} {n:,}" for rule, n in report.unmapped_by_rule.items())
+        print(f"unmapped by rule: {reasons}")
+        print("the list, with reasons: GET /api/v1/asset-mappings?status=unmapped")
+    return EXIT_OK

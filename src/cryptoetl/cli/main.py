@@ -1,0 +1,115 @@
+"""The `cryptoetl` command line: serve, migrate, etl run, assets rebuild (bodies in `commands`).
+
+Every command reads the settings once, sets up logging, and turns the errors a user can fix
+(a bad setting, an unreachable database, an edited migration) into one line on stderr and a
+non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine, Sequence
+from typing import Any
+
+from cryptoetl import __version__
+from cryptoetl.cli import commands
+from cryptoetl.cli.commands import EXIT_CONFIG, EXIT_FAILURE
+from cryptoetl.errors import ConfigError, CryptoEtlError
+from cryptoetl.log import configure_logging
+from cryptoetl.sources import REGISTRY, load_settings
+
+
+def _run(coro: Coroutine[Any, Any, int]) -> int:
+    """Run on uvloop when it is installed, else the standard loop."""
+    try:
+        import uvloop
+
+        factory: Callable[[], asyncio.AbstractEventLoop] | None = uvloop.new_event_loop
+    except ImportError:  # pragma: no cover - uvloop comes with uvicorn[standard]
+        factory = None
+    with asyncio.Runner(loop_factory=factory) as runner:
+        return runner.run(coro)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cryptoetl",
+        description=(
+            "Keep a PostgreSQL history of cryptocurrency market data fresh and serve it over "
+            "REST. Settings come from the environment and .env (see README)."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"cryptoetl {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = commands.add_parser(
+        "serve", help="migrate, start the scheduler and serve the API (the service)"
+    )
+    serve.add_argument("--host", help="address to listen on (default: API_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: API_PORT)")
+
+    commands.add_parser("migrate", help="apply pending database migrations and exit")
+
+    etl = commands.add_parser("etl", help="run the ETL by hand")
+    etl_commands = etl.add_subparsers(dest="etl_command", required=True, metavar="COMMAND")
+    run = etl_commands.add_parser(
+        "run",
+        help="one run in the foreground; exit 0 only when every source succeeded",
+        description=(
+            "Fetch, transform and load every enabled source (or the --source ones) once, "
+            "with progress on stderr and a summary table on stdout. Exit status 0 when every "
+            "source succeeded, 1 when any ended partial or failed."
+        ),
+    )
+    run.add_argument(
+        "--source",
+        action="append",
+        choices=REGISTRY.names,
+        metavar="SOURCE",
+        help=f"a source to run (repeatable; one of {', '.join(REGISTRY.names)}); "
+        "default: ENABLED_SOURCES",
+    )
+
+    assets = commands.add_parser("assets", help="the canonical assets across sources")
+    asset_commands = assets.add_subparsers(dest="assets_command", required=True, metavar="COMMAND")
+    asset_commands.add_parser(
+        "rebuild",
+        help="decide every coin's asset again (pins stay); prints what changed",
+        description=(
+            "Read every coin's name and symbol again from its newest observation, apply the "
+            "shipped overrides, and re-derive every automatic mapping; pins stay. Idempotent."
+        ),
+    )
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        overrides = {"api_port": args.port} if getattr(args, "port", None) is not None else {}
+        settings = load_settings(**overrides)
+    except ConfigError as exc:
+        print(f"cryptoetl: configuration error: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    configure_logging(settings.log_level, settings.log_format, settings.secrets())
+    try:
+        if args.command == "serve":
+            return _run(commands.serve(settings, args.host or settings.api_host, settings.api_port))
+        if args.command == "migrate":
+            return _run(commands.migrate(settings))
+        if args.command == "etl":
+            return _run(commands.etl_run(settings, args.source))
+        if args.command == "assets":
+            return _run(commands.assets_rebuild(settings))
+    except CryptoEtlError as exc:
+        print(f"cryptoetl: {exc}", file=sys.stderr)
+        return EXIT_FAILURE
+    except KeyboardInterrupt:
+        return 130
+    return EXIT_FAILURE  # pragma: no cover - argparse rejects unknown commands
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
