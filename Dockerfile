@@ -1,6 +1,6 @@
 # The cryptoetl image, in two stages:
 #   builder  builds the cryptoetl wheel from the sources and installs it, with its dependencies,
-#            into a virtual environment at /opt/cryptoetl (what tests/test_deploy_wheel.py does);
+#            into a virtual environment at /opt/cryptoetl (what tests/e2e/test_deploy_wheel.py does);
 #   runtime  a slim Python with only that environment, run by a non-root user that owns nothing.
 # No secret is baked in: settings and secrets come from the environment (compose.yaml, .env).
 ARG PYTHON_IMAGE=python:3.11-slim-bookworm

@@ -19,7 +19,7 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
-from tests.upstream import Upstream
+from tests.support.upstream import Upstream
 
 from cryptoetl.config import load_settings
 from cryptoetl.models import Batch, ResponseMeta, SourceRecord

@@ -1,5 +1,9 @@
 """The test harness: one PostgreSQL per session, a fresh database per test, the real app.
 
+Tests are grouped by what they need: `unit/` (no database), `db/` (the real PostgreSQL, the app
+in process), `e2e/` (real `cryptoetl` subprocesses, a browser, the built wheel); what they share
+is in `support/`.
+
 - `pg_server_url`: an embedded PostgreSQL started once per session (or `TEST_DATABASE_URL`).
 - `db_url`: a new database for the test, cloned from a migrated template (fast), dropped after.
 - `pool`: an asyncpg pool on that database.
@@ -7,16 +11,17 @@
 - `make_client(settings, **options)`: the real app (`create_app(settings, **options)`),
   lifespan and all, through `httpx.ASGITransport`.
 - `serve(env)`: a real `cryptoetl serve` subprocess on a free port, stopped at teardown.
-- `upstream`: the loopback CoinGecko + CoinPaprika servers of `tests/upstream.py`.
+- `upstream`: the loopback CoinGecko + CoinPaprika servers of `tests/support/upstream.py`.
 - `source_settings(...)`: Settings pointing both HTTP sources at `upstream`, with fast retries
   and no pacing (no database needed); keyword arguments override any field.
 - `loaded_fixtures`: this test's database after the three sources' fixtures went through the
-  real pipeline (`tests/dashboard_data.py`); the settings used.
+  real pipeline (`tests/support/dashboard_data.py`); the settings used.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import tempfile
 import uuid
@@ -28,15 +33,16 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+import structlog
 
 from cryptoetl.config import Settings
 from cryptoetl.db.embedded import EmbeddedPostgres
 from cryptoetl.db.migrate import migrate
 from cryptoetl.db.pool import Pool, open_pool, with_database
 from cryptoetl.sources import load_settings
-from tests.dashboard_data import fixture_settings, load_fixtures
-from tests.support import ServeProcess, clean_env, start_serve
-from tests.upstream import Upstream
+from tests.support.dashboard_data import fixture_settings, load_fixtures
+from tests.support.process import ServeProcess, clean_env, start_serve
+from tests.support.upstream import Upstream
 
 # Keep the embedded server's runtime files out of the user's runtime dir and quiet
 # platformdirs' RuntimeDirWarning (pytest turns warnings into errors).
@@ -46,6 +52,27 @@ for _name in set(os.environ) - set(clean_env()):
     del os.environ[_name]
 
 TEMPLATE_DB = "cryptoetl_test_template"
+
+
+@pytest.fixture(autouse=True)
+def _restore_logging() -> Iterator[None]:
+    """Every test starts and ends with the same logging set-up: a test that configures logging
+    (the app, `configure_logging`) leaves no handler, level or structlog config to the next."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    structlog_config = structlog.get_config()
+    try:
+        yield
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        for handler in handlers:
+            if handler not in root.handlers:
+                root.addHandler(handler)
+        root.setLevel(level)
+        structlog.configure(**structlog_config)
+        structlog.contextvars.clear_contextvars()
 
 
 @pytest.fixture(scope="session")
@@ -234,7 +261,7 @@ async def loaded_fixtures(
     tmp_path: Path,
 ) -> Settings:
     """This test's database after two real pipeline runs over the three sources' fixtures
-    (`tests/dashboard_data.py`: CoinPaprika failed last, CSV partial first); the settings."""
+    (`tests/support/dashboard_data.py`: CoinPaprika failed last, CSV partial first); the settings."""
     settings = fixture_settings(source_settings, db_url, tmp_path)
     await load_fixtures(settings, pool, upstream)
     return settings

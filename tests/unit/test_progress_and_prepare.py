@@ -1,0 +1,124 @@
+"""Pure parts of a run: turning a batch into rows and rejections, progress and the summary."""
+
+from __future__ import annotations
+
+import io
+from datetime import UTC, datetime, timedelta
+
+from cryptoetl.cli.progress import TerminalProgress, format_summary
+from cryptoetl.etl.prepare import prepare_batch
+from cryptoetl.models import (
+    Accepted,
+    Batch,
+    LocatorKind,
+    Rejection,
+    ResponseMeta,
+    RunCounts,
+    RunStatus,
+    SourceOutcome,
+    SourceRecord,
+)
+from cryptoetl.sources import load_settings
+from cryptoetl.sources.base import SourceContext, SourceInfo
+from tests.support.pipeline_fakes import FakeFeed, FakeSource, coin
+
+NOW = datetime(2025, 2, 9, 17, 0, tzinfo=UTC)
+
+
+def batch(source: str, *payloads: dict[str, object]) -> Batch:
+    return Batch(
+        source=source,
+        items=[SourceRecord(payload=p, position=i) for i, p in enumerate(payloads)],
+        meta=ResponseMeta(url="fake://x", status=200, fetched_at=NOW, elapsed_ms=1.0),
+        cursor={},
+        label="page 1",
+    )
+
+
+class Exploding(FakeSource):
+    """A source whose transform has a bug for one record."""
+
+    def transform(self, item: SourceRecord, b: Batch) -> Accepted | Rejection:
+        if item.payload.get("id") == "coin-2":
+            raise KeyError("quotes")
+        return super().transform(item, b)
+
+
+def test_prepare_splits_a_batch_and_never_drops_a_record() -> None:
+    """Accepted records get raw rows in order; a bad one and a crashing one become rejections."""
+    context = SourceContext(load_settings(env_file=None))
+    source = Exploding(SourceInfo("coingecko", LocatorKind.OBSERVATION), FakeFeed([]), context)
+    prepared = prepare_batch(
+        source, batch("coingecko", coin(1), {"id": "x", "last_updated": "?"}, coin(2), coin(3))
+    )
+    assert prepared.fetched == 4
+    assert [r.coin_id for r in prepared.records] == ["coin-1", "coin-3"]
+    assert [(r.key, r.at) for r in prepared.raw_rows] == [
+        ("coin-1", NOW),
+        ("coin-3", NOW),
+    ]
+    assert '"price":1.0' in prepared.raw_rows[0].payload
+    reasons = [r.reason for r in prepared.rejections]
+    assert reasons == ["price: missing", "transform failed: KeyError: 'quotes'"]
+    assert prepared.rejections[1].locator == "page 1#2"
+    assert '"id":"coin-2"' in prepared.rejections[1].raw
+
+
+def outcome(source: str, status: RunStatus, error: str | None = None) -> SourceOutcome:
+    return SourceOutcome(
+        source=source,
+        run_id=1,
+        status=status,
+        counts=RunCounts(fetched=1000, inserted=750, updated=5, unchanged=245, rejected=0),
+        started_at=NOW,
+        finished_at=NOW + timedelta(seconds=2.25),
+        error=error,
+    )
+
+
+def test_summary_table_has_a_row_per_source_with_counts_and_error() -> None:
+    """Columns line up; numbers are right-aligned; the error comes last, whole."""
+    table = format_summary(
+        [
+            outcome("coingecko", RunStatus.SUCCESS),
+            outcome("coinpaprika", RunStatus.FAILED, "coinpaprika: gave up after 4 attempts"),
+        ]
+    )
+    lines = table.splitlines()
+    assert lines[0].split() == [
+        "source",
+        "status",
+        "fetched",
+        "inserted",
+        "updated",
+        "unchanged",
+        "rejected",
+        "duration",
+        "error",
+    ]
+    assert lines[1].split() == ["coingecko", "success", "1000", "750", "5", "245", "0", "2.2s"]
+    assert lines[2].endswith("2.2s  coinpaprika: gave up after 4 attempts")
+    assert lines[1].index("1000") == lines[2].index("1000")
+
+
+def test_progress_is_plain_lines_off_a_terminal_and_one_redrawn_line_on_one() -> None:
+    """A log gets a line per batch; a terminal gets the same line rewritten in place."""
+    plain = io.StringIO()
+    sink = TerminalProgress(plain, live=False)
+    sink.source_started("coingecko", 7)
+    sink.batch_loaded("coingecko", RunCounts(fetched=250, inserted=250), 1, "page 1")
+    sink.source_finished(outcome("coingecko", RunStatus.SUCCESS))
+    lines = plain.getvalue().splitlines()
+    assert lines[0] == "coingecko: run 7 started"
+    assert lines[1].startswith("coingecko: page 1: 250 rows (")
+    assert lines[2] == "coingecko: success, 1000 rows"
+
+    live = io.StringIO()
+    sink = TerminalProgress(live, live=True)
+    sink.source_started("coingecko", 7)
+    sink.batch_loaded("coingecko", RunCounts(fetched=250), 1, "page 1")
+    sink.source_finished(outcome("coingecko", RunStatus.SUCCESS))
+    sink.close()
+    text = live.getvalue()
+    assert text.count("\n") == 1
+    assert text.endswith("\r\x1b[Kcoingecko success 1000 rows\n")
