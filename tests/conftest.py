@@ -261,7 +261,8 @@ async def loaded_fixtures(
     tmp_path: Path,
 ) -> Settings:
     """This test's database after two real pipeline runs over the three sources' fixtures
-    (`tests/support/dashboard_data.py`: CoinPaprika failed last, CSV partial first); the settings."""
+    (`tests/support/dashboard_data.py`: CoinPaprika failed last, CSV partial first); the
+    settings."""
     settings = fixture_settings(source_settings, db_url, tmp_path)
     await load_fixtures(settings, pool, upstream)
     return settings

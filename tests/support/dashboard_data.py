@@ -1,11 +1,11 @@
 """The three sources' fixtures loaded through the real pipeline, for the page tests.
 
-`load_fixtures` runs the pipeline twice against the loopback upstreams of `tests/support/upstream.py`
-and a copy of `tests/fixtures/csv`: a first run where every source loads (CoinGecko's
-250-coin page, CoinPaprika's 81 tickers, the twelve CSV files, whose Excel-mangled one is
-quarantined: the CSV run is `partial`), then a second where CoinPaprika answers 503 until the
-retries run out (`failed`) while the others find nothing new. So the status page has one
-source of each kind: OK, partial, failed.
+`load_fixtures` runs the pipeline twice against the loopback upstreams of
+`tests/support/upstream.py` and a copy of `tests/fixtures/csv`: a first run where every source
+loads (CoinGecko's 250-coin page, CoinPaprika's 81 tickers, the twelve CSV files, whose Excel-
+mangled one is quarantined: the CSV run is `partial`), then a second where CoinPaprika answers
+503 until the retries run out (`failed`) while the others find nothing new. So the status page
+has one source of each kind: OK, partial, failed.
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from cryptoetl.config import Settings
-from cryptoetl.sources.http import open_http_session
+from cryptoetl.sources.http_client import open_http_session
 from cryptoetl.sources.ratelimit import RateLimits, TokenBucket
 from tests.support.sourcing import RecordingEvents, make_source, run_source
 from tests.support.upstream import Upstream, server_error

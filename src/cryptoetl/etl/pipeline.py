@@ -39,7 +39,7 @@ from cryptoetl.etl.source_run import ProgressSink, RunSetup, run_source
 from cryptoetl.models import RunTrigger, SourceOutcome
 from cryptoetl.sources import REGISTRY
 from cryptoetl.sources.base import NoEvents, SourceClass, SourceContext, SourceEvents
-from cryptoetl.sources.http import open_http_session
+from cryptoetl.sources.http_client import open_http_session
 from cryptoetl.sources.ratelimit import RateLimits
 from cryptoetl.sources.registry import Registry
 

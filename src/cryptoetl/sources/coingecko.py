@@ -22,7 +22,7 @@ from cryptoetl.config import SourceSettings, empty_is_unset
 from cryptoetl.models import Accepted, Batch, LocatorKind, Rejection, SourceRecord
 from cryptoetl.sources.base import SourceContext, SourceInfo
 from cryptoetl.sources.body import to_records
-from cryptoetl.sources.http import Endpoint, HttpClient, session_for
+from cryptoetl.sources.http_client import Endpoint, HttpClient, session_for
 from cryptoetl.transform import coingecko as transform_module
 
 NAME = "coingecko"
