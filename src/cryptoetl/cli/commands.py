@@ -27,6 +27,7 @@ EXIT_CONFIG = 2
 async def serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
+    from cryptoetl.api.protocol import JsonErrorProtocol
     from cryptoetl.app import create_app
     from cryptoetl.db.server import prepare_database
     from cryptoetl.etl.service import open_etl
@@ -56,6 +57,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
             access_log=False,
             server_header=False,
             lifespan="on",
+            http=JsonErrorProtocol,
             timeout_graceful_shutdown=10,
         )
         server = uvicorn.Server(config)
