@@ -46,7 +46,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
 
-    async with prepare_database(settings) as url:
+    async with prepare_database(settings, supervise=True) as url:
         if stop_requested:
             return EXIT_OK
         config = uvicorn.Config(
