@@ -16,9 +16,8 @@ from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 from cryptoetl.errors import BackfillRequestError, RunInProgressError
 from cryptoetl.etl.backfill import Backfill
-from cryptoetl.etl.backfill_request import BackfillRequest
 from cryptoetl.etl.pipeline import Pipeline
-from cryptoetl.models import RunStatus, RunTrigger
+from cryptoetl.models import BackfillRequest, RunStatus, RunTrigger
 from tests.support.upstream import Upstream, rate_limited
 from tests.support.upstream_history import ETH_OHLCV
 

@@ -114,8 +114,8 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> int:
     from cryptoetl.db.server import prepare_database
     from cryptoetl.errors import BackfillRequestError
     from cryptoetl.etl.backfill import Backfill
-    from cryptoetl.etl.backfill_request import BackfillRequest, parse_time
-    from cryptoetl.models import RunStatus
+    from cryptoetl.etl.backfill_request import parse_time
+    from cryptoetl.models import BackfillRequest, RunStatus
 
     try:
         request = BackfillRequest(

@@ -50,13 +50,13 @@ from cryptoetl.errors import (
     SourceError,
     describe,
 )
-from cryptoetl.etl.backfill_request import BackfillRange, BackfillRequest, check
+from cryptoetl.etl.backfill_request import BackfillRange, check
 from cryptoetl.etl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
 from cryptoetl.etl.pipeline import MAPPING_ERRORS
 from cryptoetl.etl.prepare import prepare_batch
 from cryptoetl.etl.reaper import reap_dead_runs
 from cryptoetl.etl.source_run import load_batch
-from cryptoetl.models import RunCounts, RunStatus
+from cryptoetl.models import BackfillRequest, BackfillStarted, RunCounts, RunStatus
 from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, utc_now
 from cryptoetl.sources.history import Chunk, CoinName, History, coin_error
 from cryptoetl.sources.history_registry import HISTORY, open_history
@@ -82,6 +82,18 @@ class StartedBackfill:
     @property
     def run_id(self) -> int:
         return self.run.run_id
+
+    def summary(self) -> BackfillStarted:
+        """What the admin API answers."""
+        return BackfillStarted(
+            run_id=self.run.run_id,
+            source=self.range.source,
+            started_at=self.run.started_at,
+            coins=list(self.range.coins),
+            since=self.range.since,
+            until=self.range.until,
+            requests=len(self.range.coins) * len(self.chunks),
+        )
 
 
 @dataclass

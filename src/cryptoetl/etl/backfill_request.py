@@ -10,28 +10,16 @@ backfill resumes where it stopped.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from cryptoetl.errors import BackfillRequestError
+from cryptoetl.models import BackfillRequest
 from cryptoetl.sources.history_registry import HISTORY
 
 MAX_COINS = 1000
 MAX_DAYS = 36500
 COIN_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
-
-
-@dataclass(frozen=True, slots=True)
-class BackfillRequest:
-    """A backfill as asked (the CLI's options, POST /admin/backfill's body)."""
-
-    source: str
-    coins: Sequence[str] = ()
-    top: int | None = None
-    days: int | None = None
-    since: datetime | None = None
-    until: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +42,10 @@ def parse_time(text: str) -> datetime:
         raise BackfillRequestError(
             f"{text!r} is not a date or time (use 2025-01-31 or 2025-01-31T12:00Z)"
         ) from None
+    return _utc(value)
+
+
+def _utc(value: datetime) -> datetime:
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -82,10 +74,10 @@ def check(request: BackfillRequest, now: datetime) -> BackfillRange:
         raise BackfillRequestError("give the range: days D, or since T [until T]")
     if request.days is not None and not 1 <= request.days <= MAX_DAYS:
         raise BackfillRequestError(f"days must be between 1 and {MAX_DAYS}")
-    until = request.until if request.until is not None else kind.align(now)
-    until = min(until.astimezone(UTC), now.astimezone(UTC))
+    until = _utc(request.until) if request.until is not None else kind.align(now)
+    until = min(until, now.astimezone(UTC))
     if request.since is not None:
-        since = request.since.astimezone(UTC)
+        since = _utc(request.since)
     else:
         since = until - timedelta(days=request.days or 0)
     if since >= until:
