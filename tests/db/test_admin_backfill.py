@@ -69,6 +69,13 @@ async def test_a_backfill_answers_202_and_its_run_shows_the_progress(
         assert (body["trigger"], body["source"], body["requests"]) == ("backfill", "coingecko", 2)
         assert response.headers["location"] == body["poll"] == f"/api/v1/runs/{body['run_id']}"
         run = await ended(client, body["run_id"])
+        page = await client.get("/")
+    assert page.status_code == 200
+    row = page.text.split(f'<tr data-run="{body["run_id"]}">')[1].split("</tr>")[0]
+    assert '<progress max="2" value="1">' in row
+    assert "1 / 2 requests" in row
+    assert "nope-coin: unknown to coingecko" in row
+    assert "partial" in row
     assert (run["trigger"], run["status"], run["inserted"]) == ("backfill", "partial", 120)
     progress = run["backfill"]
     assert progress["coins"] == ["bitcoin", "nope-coin"]

@@ -208,3 +208,18 @@ async def known_names(
         list(coin_ids),
     )
     return {row["coin_id"]: (row["name"], row["symbol"]) for row in rows}
+
+
+async def recent(conn: Connection, limit: int) -> list[asyncpg.Record]:
+    """The latest `limit` backfill runs with their progress, newest first (the dashboard)."""
+    return await conn.fetch(
+        """
+        SELECT r.id, r.source, r.status, r.started_at, r.finished_at, r.inserted, r.unchanged,
+               r.error, b.coins, b.range_start, b.range_end, b.chunks_total, b.chunks_done,
+               b.coins_done, b.current_coin, b.coin_errors
+        FROM etl_runs AS r JOIN backfill_runs AS b ON b.run_id = r.id
+        WHERE r.trigger = 'backfill'
+        ORDER BY r.started_at DESC, r.id DESC LIMIT $1
+        """,
+        limit,
+    )
