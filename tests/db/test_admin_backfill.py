@@ -14,7 +14,7 @@ import pytest
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 from cryptoetl.etl.service import open_etl
-from tests.support.api_data import eventually
+from tests.support.api_data import run_when_ended
 from tests.support.upstream import Upstream
 
 TOKEN = "backf1ll-t0ken-for-tests"
@@ -43,16 +43,8 @@ def service(
     return start
 
 
-async def ended(client: httpx.AsyncClient, run_id: int, within: float = 20) -> dict[str, Any]:
-    async def probe() -> dict[str, Any]:
-        response = await client.get(f"/api/v1/runs/{run_id}")
-        assert response.status_code == 200
-        body: dict[str, Any] = response.json()
-        return body
-
-    run = await eventually(probe, lambda body: body["status"] != "running", within=within)
-    assert run["status"] != "running", f"run {run_id} still running after {within} s"
-    return run
+async def ended(client: httpx.AsyncClient, run_id: int) -> dict[str, Any]:
+    return await run_when_ended(client, run_id, within=20)
 
 
 async def test_a_backfill_answers_202_and_its_run_shows_the_progress(

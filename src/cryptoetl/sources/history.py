@@ -20,9 +20,10 @@ never retried; 429 and 5xx are retried as for the live sources, honouring Retry-
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 
 from cryptoetl.errors import SourceError, UpstreamRejectedError
 from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord
@@ -50,6 +51,20 @@ class CoinName:
 
     name: str | None
     symbol: str | None
+
+
+def coin_names(items: Any, wanted: Collection[str]) -> dict[str, CoinName]:
+    """Name and symbol of each coin of `wanted` in a provider's coin list (`[{"id", "name",
+    "symbol", ...}]`: CoinGecko's `/coins/markets`, CoinPaprika's `/tickers`)."""
+    found: dict[str, CoinName] = {}
+    for item in items if isinstance(items, list) else []:
+        if isinstance(item, dict) and item.get("id") in wanted:
+            name, symbol = item.get("name"), item.get("symbol")
+            found[item["id"]] = CoinName(
+                name if isinstance(name, str) else None,
+                symbol if isinstance(symbol, str) else None,
+            )
+    return found
 
 
 class History(Protocol):

@@ -27,7 +27,7 @@ import aiohttp
 from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord
 from cryptoetl.sources.base import SourceContext, SourceInfo
 from cryptoetl.sources.coingecko import PER_PAGE, CoinGecko, CoinGeckoSettings, endpoint
-from cryptoetl.sources.history import Chunk, CoinName
+from cryptoetl.sources.history import Chunk, CoinName, coin_names
 from cryptoetl.sources.http_client import HttpClient
 from cryptoetl.transform import history as transform_module
 
@@ -136,13 +136,7 @@ class CoinGeckoHistory:
                 headers=self.target.headers,
                 expect=list,
             )
-            for item in answer.data:
-                if isinstance(item, dict) and item.get("id") in wanted:
-                    name, symbol = item.get("name"), item.get("symbol")
-                    found[item["id"]] = CoinName(
-                        name if isinstance(name, str) else None,
-                        symbol if isinstance(symbol, str) else None,
-                    )
+            found.update(coin_names(answer.data, wanted))
         return found
 
     async def fetch(self, coin_id: str, chunk: Chunk, name: CoinName | None) -> Batch:

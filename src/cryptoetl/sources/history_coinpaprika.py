@@ -23,7 +23,7 @@ from cryptoetl.models import Accepted, Batch, Rejection, SourceRecord
 from cryptoetl.sources.base import SourceContext, SourceInfo
 from cryptoetl.sources.body import to_records
 from cryptoetl.sources.coinpaprika import CoinPaprika, CoinPaprikaSettings, endpoint
-from cryptoetl.sources.history import Chunk, CoinName
+from cryptoetl.sources.history import Chunk, CoinName, coin_names
 from cryptoetl.sources.http_client import HttpClient
 from cryptoetl.transform import history as transform_module
 
@@ -92,16 +92,7 @@ class CoinPaprikaHistory:
         answer = await self.client.get_json(
             self.target.url("tickers"), params={"quotes": "USD"}, headers=self.target.headers
         )
-        wanted = set(coin_ids)
-        found: dict[str, CoinName] = {}
-        for item in answer.data:
-            if isinstance(item, dict) and item.get("id") in wanted:
-                name, symbol = item.get("name"), item.get("symbol")
-                found[item["id"]] = CoinName(
-                    name if isinstance(name, str) else None,
-                    symbol if isinstance(symbol, str) else None,
-                )
-        return found
+        return coin_names(answer.data, set(coin_ids))
 
     async def fetch(self, coin_id: str, chunk: Chunk, name: CoinName | None) -> Batch:
         answer = await self.client.get_json(
