@@ -4,6 +4,9 @@ obstacle), 401/403, 422 with the reason."""
 
 from __future__ import annotations
 
+import asyncio
+import itertools
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -147,3 +150,39 @@ async def test_the_token_guards_it(service: Service) -> None:
     async with service(admin_token=None) as client:
         disabled = await client.post("/admin/backfill", json=body, headers=AUTH)
     assert disabled.status_code == 403
+
+
+async def test_a_scheduled_request_never_waits_behind_the_backfill_queue(
+    service: Service, upstream: Upstream
+) -> None:
+    """One bucket for CoinGecko in the service (10 requests a second here): a backfill takes
+    every free token, yet a live run's request goes out at once, and both together keep the
+    one budget's spacing."""
+    upstream.history_limit_days["coingecko"] = None
+    coins = [record["id"] for record in upstream.page_1[:30]]
+    async with service(coingecko_requests_per_minute=600) as client:
+        started = await client.post(
+            "/admin/backfill",
+            headers=AUTH,
+            json={"source": "coingecko", "coins": coins, "days": 10},  # 30 requests, >= 3 s
+        )
+        assert started.status_code == 202, started.text
+        await asyncio.sleep(0.8)
+        asked = time.monotonic()
+        live = await client.post("/admin/etl/run?source=coingecko", headers=AUTH)
+        assert live.status_code == 202, live.text
+        await run_when_ended(client, live.json()["run_ids"]["coingecko"])
+        backfill = await run_when_ended(client, started.json()["run_id"], within=30)
+    (page,) = [
+        r
+        for r in upstream.requests_to("coingecko")
+        if r.path.endswith("/coins/markets") and "ids" not in r.query
+    ]
+    charts = [r for r in upstream.requests_to("coingecko") if "market_chart" in r.path]
+    # about one spacing plus the run's own start-up; behind the backfill's remaining requests
+    # it would be two seconds or more
+    assert page.at - asked < 1.0
+    assert any(r.at > page.at for r in charts)  # the backfill was still going
+    assert backfill["status"] == "success"
+    times = sorted(r.at for r in upstream.requests_to("coingecko"))
+    assert all(b - a >= 0.1 - 0.02 for a, b in itertools.pairwise(times))  # one budget
