@@ -241,7 +241,8 @@ async def test_top_n_takes_the_largest_coins_of_the_latest_snapshot(
     settings: SettingsFactory, pool: Pool, upstream: Upstream
 ) -> None:
     backfill = Backfill(settings(), pool)
-    with pytest.raises(BackfillRequestError, match="no coingecko snapshot"):
+    await backfill.run(BackfillRequest("coingecko", coins=["bitcoin"], days=2))
+    with pytest.raises(BackfillRequestError, match="no coingecko snapshot"):  # history is not one
         await backfill.begin(BackfillRequest("coingecko", top=3, days=2))
     await Pipeline(settings(), pool).run(["coingecko"], RunTrigger.MANUAL)
     started = await backfill.begin(BackfillRequest("coingecko", top=3, days=2))

@@ -11,6 +11,7 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from types import FrameType
 
 import structlog
@@ -114,7 +115,7 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> int:
     from cryptoetl.db.server import prepare_database
     from cryptoetl.errors import BackfillRequestError
     from cryptoetl.etl.backfill import Backfill
-    from cryptoetl.etl.backfill_request import parse_time
+    from cryptoetl.etl.backfill_request import check, parse_time
     from cryptoetl.models import BackfillRequest, RunStatus
 
     try:
@@ -126,6 +127,7 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> int:
             since=parse_time(args.since) if args.since else None,
             until=parse_time(args.until) if args.until else None,
         )
+        check(request, datetime.now(UTC))  # before the database starts; begin checks again
     except BackfillRequestError as exc:
         print(f"cryptoetl: {exc}", file=sys.stderr)
         return EXIT_CONFIG

@@ -174,16 +174,23 @@ async def progress(conn: Connection, run_ids: Iterable[int]) -> dict[int, asyncp
 
 async def top_coins(conn: Connection, source: str, count: int) -> list[asyncpg.Record]:
     """The first `count` coins of `source` by market cap in its latest snapshot (every coin's
-    newest observation within a day of the source's newest): coin_id, name, symbol."""
+    newest live observation within a day of the source's newest; rows written by a backfill
+    are history, not a snapshot): coin_id, name, symbol."""
     return await conn.fetch(
         f"""
-        WITH newest AS (
-            SELECT max(observed_at) AS at FROM unified_crypto_data WHERE source = $1
+        WITH live AS (
+            SELECT u.coin_id, u.name, u.symbol, u.market_cap, u.observed_at
+            FROM unified_crypto_data AS u
+            WHERE u.source = $1 AND NOT EXISTS (
+                SELECT 1 FROM etl_runs AS r WHERE r.id = u.run_id AND r.trigger = 'backfill')
+        ), newest AS (
+            SELECT max(observed_at) AS at FROM live
         ), latest AS (
-            SELECT DISTINCT ON (u.coin_id) u.coin_id, u.name, u.symbol, u.market_cap
-            FROM unified_crypto_data AS u, newest
-            WHERE u.source = $1 AND u.observed_at > newest.at - interval '{SNAPSHOT_WINDOW}'
-            ORDER BY u.coin_id, u.observed_at DESC
+            SELECT DISTINCT ON (live.coin_id) live.coin_id, live.name, live.symbol,
+                   live.market_cap
+            FROM live, newest
+            WHERE live.observed_at > newest.at - interval '{SNAPSHOT_WINDOW}'
+            ORDER BY live.coin_id, live.observed_at DESC
         )
         SELECT coin_id, name, symbol FROM latest WHERE market_cap IS NOT NULL
         ORDER BY market_cap DESC, coin_id LIMIT $2
