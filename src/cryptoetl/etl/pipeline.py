@@ -157,7 +157,10 @@ class Pipeline:
                 started_names = {run.source for run in started}
                 busy = [name for name in names if name not in started_names]
                 running = (
-                    {row["source"]: row["id"] for row in await runs.running(conn, busy)}
+                    {
+                        row["source"]: row["id"]
+                        for row in await runs.running(conn, busy, backfill=False)
+                    }
                     if busy
                     else {}
                 )

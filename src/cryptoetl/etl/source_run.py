@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -24,7 +24,7 @@ import asyncpg
 import structlog
 
 from cryptoetl.db import checkpoints, load, runs
-from cryptoetl.db.pool import DATABASE_ERRORS, Pool
+from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import RunEndedError, SourceError, describe
 from cryptoetl.etl.late_ends import LateEnds
 from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
@@ -76,10 +76,23 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _load_batch(
-    pool: Pool, run: runs.StartedRun, kind: LocatorKind, batch: Batch, prepared: PreparedBatch
+CursorWriter = Callable[[Connection], Awaitable[None]]
+
+
+async def load_batch(
+    pool: Pool,
+    run: runs.StartedRun,
+    kind: LocatorKind,
+    batch: Batch,
+    prepared: PreparedBatch,
+    *,
+    write_cursor: CursorWriter | None = None,
 ) -> RunCounts:
-    """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters."""
+    """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters.
+
+    The cursor is the source's checkpoint (`batch.cursor`), or what `write_cursor` writes (a
+    backfill's cursor) in the same transaction.
+    """
     async with pool.acquire() as conn, conn.transaction():
         await load.ensure_staging(conn)
         raw_ids = await load.store_raw(
@@ -88,7 +101,10 @@ async def _load_batch(
         rows, duplicates = load.stage_rows(prepared.records, raw_ids)
         upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
         await load.store_rejections(conn, run.source, run.run_id, prepared.rejections)
-        await checkpoints.move_cursor(conn, run.source, batch.cursor)
+        if write_cursor is None:
+            await checkpoints.move_cursor(conn, run.source, batch.cursor)
+        else:
+            await write_cursor(conn)
         counts = RunCounts(
             fetched=prepared.fetched,
             inserted=upserted.inserted,
@@ -236,7 +252,7 @@ async def _fetch_and_load(
         try:
             async for batch, prepared in prepared_batches:
                 state.stage, label = "load", batch.label
-                state.counts += await _load_batch(
+                state.counts += await load_batch(
                     setup.pool, run, source.info.locator, batch, prepared
                 )
                 state.batches += 1
