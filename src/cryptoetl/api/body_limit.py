@@ -24,6 +24,7 @@ from cryptoetl.api.errors import error_response
 from cryptoetl.config import Settings
 
 ADMIN_PREFIX = "/admin/"
+_BODILESS = frozenset({"GET", "HEAD"})
 
 
 def too_large(limit: int) -> HTTPException:
@@ -60,6 +61,9 @@ class BodyLimitMiddleware:
             refused = too_large(self.limit)
         if refused is not None:
             await self._answer(scope, receive, send, refused)
+            return
+        if scope.get("method") in _BODILESS and length is None:
+            await self.app(scope, receive, send)  # the hot path: no route of these reads one
             return
         await self.app(scope, self._counting(receive), send)
 
