@@ -125,6 +125,7 @@ def create_app(
         app.include_router(module.router, dependencies=single)
     for page in (dashboard, asset_page, rejected_page):
         app.include_router(page.router)
-    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    admin_routes = [*admin.router.routes, *asset_admin.router.routes]
+    app.add_middleware(BodyLimitMiddleware, settings=settings, routes=admin_routes)
     app.add_middleware(RequestIdMiddleware, metrics=app.state.metrics)
     return app

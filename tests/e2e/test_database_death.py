@@ -97,6 +97,9 @@ async def test_database_killed_mid_load_comes_back_and_the_run_is_ended(
                 return -1
 
         assert await poll(health, lambda code: code == 503, within=10) == 503
+        # whatever the driver raises while the server is away, the API answers 503, not 500
+        for path in ("/api/v1/data", "/api/v1/stats", "/api/v1/runs", "/"):
+            assert (await http.get(path)).status_code in (200, 503), path
         assert await poll(health, lambda code: code == 200, within=60) == 200
         assert postmaster_pid(pgdata) != old_pid
         assert served.process.poll() is None  # the same service, never restarted
@@ -134,3 +137,5 @@ async def test_database_killed_mid_load_comes_back_and_the_run_is_ended(
     assert "embedded_postgres_died" in log
     assert "fast shutdown" in log  # the server log's last line, quoted as the reason
     assert "embedded_postgres_restarted" in log
+    assert '"status":500' not in log
+    assert "unhandled_error" not in log
