@@ -283,7 +283,8 @@ class Backfill:
                     started, coin, coin_error(history, coin, chunk, exc), outcome
                 )
                 return
-            prepared = prepare_batch(history, batch)
+            # a chunk is up to ~2,200 points: transformed off the event loop (the API shares it)
+            prepared = await asyncio.to_thread(prepare_batch, history, batch)
             last = index == len(todo) - 1
             move = queries.CursorMove(
                 target.source,
