@@ -10,7 +10,8 @@ and inserts the run row (trigger `backfill`; `RunInProgressError` when a backfil
 is already running: live runs of the source are not in the way) with its progress row.
 
 `execute` takes each coin in turn and each of its chunks (one request, see
-`cryptoetl.sources.history`) in order; a chunk is loaded by the same loader as live batches
+`cryptoetl.sources.history`) in order, the next chunk's request going out while the current
+one loads; a chunk is loaded by the same loader as live batches
 (raw rows in `raw_http`, the unified upsert on (source, coin_id, observed_at), rejections),
 in one transaction with the coin's cursor, so re-running or overlapping stores nothing twice
 and a killed backfill resumes at the first chunk it had not committed. A coin that fails (an
@@ -53,10 +54,10 @@ from cryptoetl.errors import (
 from cryptoetl.etl.backfill_request import BackfillRange, check
 from cryptoetl.etl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
 from cryptoetl.etl.pipeline import MAPPING_ERRORS
-from cryptoetl.etl.prepare import prepare_batch
+from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
 from cryptoetl.etl.reaper import reap_dead_runs
 from cryptoetl.etl.source_run import load_batch
-from cryptoetl.models import BackfillRequest, BackfillStarted, RunCounts, RunStatus
+from cryptoetl.models import BackfillRequest, BackfillStarted, Batch, RunCounts, RunStatus
 from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, utc_now
 from cryptoetl.sources.history import Chunk, CoinName, History, coin_error
 from cryptoetl.sources.history_registry import HISTORY, open_history
@@ -273,39 +274,45 @@ class Backfill:
         if not todo:  # done before (a re-run), or nothing left of the range: count it done
             await self._count_done(started, coin, outcome)
             return
-        for index, chunk in enumerate(todo):
-            try:
-                batch = await _rate_limit_rounds(
-                    functools.partial(history.fetch, coin, chunk, name)
+        ahead: asyncio.Task[tuple[Batch, PreparedBatch]] | None = None
+        try:
+            for index, chunk in enumerate(todo):
+                task = ahead or asyncio.create_task(_read(history, coin, chunk, name))
+                ahead = None
+                try:
+                    batch, prepared = await task
+                except SourceError as exc:
+                    error = coin_error(history, coin, chunk, exc)
+                    await self._coin_failed(started, coin, error, outcome)
+                    return
+                last = index == len(todo) - 1
+                if not last:  # the next request goes out while this one loads
+                    ahead = asyncio.create_task(_read(history, coin, todo[index + 1], name))
+                move = queries.CursorMove(
+                    target.source,
+                    coin,
+                    target.since,
+                    target.until,
+                    chunk.end,
+                    "done" if last else "running",
+                    started.run_id,
                 )
-            except SourceError as exc:
-                await self._coin_failed(
-                    started, coin, coin_error(history, coin, chunk, exc), outcome
+                counts = await load_batch(
+                    self.pool,
+                    started.run,
+                    history.info.locator,
+                    batch,
+                    prepared,
+                    write_cursor=functools.partial(_chunk_done, move, coin),
                 )
-                return
-            # a chunk is up to ~2,200 points: transformed off the event loop (the API shares it)
-            prepared = await asyncio.to_thread(prepare_batch, history, batch)
-            last = index == len(todo) - 1
-            move = queries.CursorMove(
-                target.source,
-                coin,
-                target.since,
-                target.until,
-                chunk.end,
-                "done" if last else "running",
-                started.run_id,
-            )
-            counts = await load_batch(
-                self.pool,
-                started.run,
-                history.info.locator,
-                batch,
-                prepared,
-                write_cursor=functools.partial(_chunk_done, move, coin),
-            )
-            outcome.counts += counts
-            outcome.chunks += 1
-            self.progress.chunk_loaded(coin, batch.label, counts)
+                outcome.counts += counts
+                outcome.chunks += 1
+                self.progress.chunk_loaded(coin, batch.label, counts)
+        finally:
+            if ahead is not None:  # a load failed, or the backfill was cancelled
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ahead
         outcome.coins_loaded.append(coin)
 
     async def _count_done(
@@ -388,6 +395,15 @@ class Backfill:
                         return
             except DATABASE_ERRORS as exc:
                 log.warning("heartbeat_failed", error=describe(exc))
+
+
+async def _read(
+    history: History, coin: str, chunk: Chunk, name: CoinName | None
+) -> tuple[Batch, PreparedBatch]:
+    """One chunk fetched (see `_rate_limit_rounds`) and transformed; the transform runs off the
+    event loop (a chunk is up to ~2,200 points, and the API may share the loop)."""
+    batch = await _rate_limit_rounds(functools.partial(history.fetch, coin, chunk, name))
+    return batch, await asyncio.to_thread(prepare_batch, history, batch)
 
 
 async def _rate_limit_rounds(request: Callable[[], Awaitable[T]]) -> T:
