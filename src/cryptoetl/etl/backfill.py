@@ -15,8 +15,10 @@ one loads; a chunk is loaded by the same loader as live batches
 (raw rows in `raw_http`, the unified upsert on (source, coin_id, observed_at), rejections),
 in one transaction with the coin's cursor, so re-running or overlapping stores nothing twice
 and a killed backfill resumes at the first chunk it had not committed. A coin that fails (an
-unknown coin, a range the plan refuses, retries exhausted) is recorded with the provider's
-answer and the next coin goes on. A 429 whose Retry-After is longer than MAX_RETRY_DELAY
+unknown coin, a range the plan refuses) is recorded with the provider's answer and the next
+coin goes on; when the provider gives no answer at all (retries exhausted: down, or still
+throttling), the backfill stops there, since the next coins would fail alike, and the same
+request later resumes. A 429 whose Retry-After is longer than MAX_RETRY_DELAY
 waits it out (the source's bucket is deferred) and asks again, up to `RATE_LIMIT_ROUNDS` times.
 
 The outcome: `success` when every coin was loaded whole and nothing was rejected; `partial`
@@ -109,6 +111,7 @@ class BackfillOutcome:
     coins_loaded: list[str] = field(default_factory=list)
     coin_errors: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    stopped_at: str | None = None  # the coin after whose failure the backfill stopped
 
 
 class BackfillProgress(Protocol):
@@ -220,6 +223,8 @@ class Backfill:
                     names = await self._names(history, started.range)
                     for coin in started.range.coins:
                         await self._coin(history, started, coin, names.get(coin), outcome)
+                        if outcome.stopped_at is not None:
+                            break
         except asyncio.CancelledError as exc:
             given = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
             outcome.error = given or "the backfill was cancelled (the process is stopping)"
@@ -284,6 +289,8 @@ class Backfill:
                 except SourceError as exc:
                     error = coin_error(history, coin, chunk, exc)
                     await self._coin_failed(started, coin, error, outcome)
+                    if isinstance(exc, RetriesExhaustedError):  # the provider is down or
+                        outcome.stopped_at = coin  # throttling: the next coins would fail too
                     return
                 last = index == len(todo) - 1
                 if not last:  # the next request goes out while this one loads
@@ -437,6 +444,12 @@ def _status(started: StartedBackfill, outcome: BackfillOutcome) -> tuple[RunStat
     problems: list[str] = []
     if outcome.coin_errors:
         problems.append(_coin_errors(outcome))
+    if outcome.stopped_at is not None:
+        left = len(started.range.coins) - len(outcome.coins_loaded) - len(outcome.coin_errors)
+        problems.append(
+            f"stopped after {outcome.stopped_at} failed for want of an answer: {left} coins "
+            "not asked; run the same backfill again to resume"
+        )
     if outcome.counts.rejected:
         problems.append(f"{outcome.counts.rejected} records were rejected")
     if not outcome.coins_loaded:
