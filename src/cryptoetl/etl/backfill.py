@@ -40,12 +40,14 @@ from typing import Protocol, TypeVar
 import aiohttp
 import structlog
 
+from cryptoetl.assets.overrides import load_overrides
 from cryptoetl.assets.sync import sync_assets
 from cryptoetl.config import Settings
 from cryptoetl.db import backfill as queries
 from cryptoetl.db import runs
 from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import (
+    AssetOverridesError,
     BackfillRequestError,
     RetriesExhaustedError,
     RunEndedError,
@@ -255,6 +257,17 @@ class Backfill:
                 names.update(await _rate_limit_rounds(lambda: history.names(missing)))
             except SourceError as exc:
                 log.warning("backfill_names_not_found", coins=len(missing), error=describe(exc))
+        if target.source == "coingecko" and any(coin not in names for coin in target.coins):
+            # CoinGecko's ids are slugs of names, as asset ids are: a coin still unnamed whose
+            # id is an asset the shipped overrides declare takes that asset's name and symbol
+            try:
+                declared = {a.asset_id: a for a in (await asyncio.to_thread(load_overrides)).assets}
+            except AssetOverridesError as exc:
+                log.warning("asset_overrides_unreadable", error=str(exc))
+                declared = {}
+            for coin in target.coins:
+                if coin not in names and coin in declared:
+                    names[coin] = CoinName(declared[coin].name, declared[coin].symbol)
         return names
 
     async def _coin(
