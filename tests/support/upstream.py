@@ -123,6 +123,11 @@ def not_a_list() -> Fault:
     return status(200, body.encode())
 
 
+def empty_list() -> Fault:
+    """A 200 with `[]`: an API with nothing to list (where it always has something)."""
+    return status(200, b"[]")
+
+
 def html_ok() -> Fault:
     """A 200 with an HTML page (a captive portal or a misrouted proxy)."""
     return status(

@@ -29,6 +29,7 @@ EXIT_CONFIG = 2
 async def serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
+    from cryptoetl.api.protocol import JsonErrorProtocol
     from cryptoetl.app import create_app
     from cryptoetl.db.server import prepare_database
     from cryptoetl.etl.service import open_etl
@@ -47,7 +48,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
 
-    async with prepare_database(settings) as url:
+    async with prepare_database(settings, supervise=True) as url:
         if stop_requested:
             return EXIT_OK
         config = uvicorn.Config(
@@ -58,6 +59,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
             access_log=False,
             server_header=False,
             lifespan="on",
+            http=JsonErrorProtocol,
             timeout_graceful_shutdown=10,
         )
         server = uvicorn.Server(config)

@@ -26,6 +26,7 @@ import structlog
 from cryptoetl.db import checkpoints, load, runs
 from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import RunEndedError, SourceError, describe
+from cryptoetl.etl.late_ends import LateEnds
 from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
 from cryptoetl.models import Batch, LocatorKind, RunCounts, RunStatus, SourceOutcome
 from cryptoetl.sources.base import Source, SourceClass, SourceContext
@@ -58,6 +59,8 @@ class RunSetup:
     pool: Pool
     context: SourceContext
     progress: ProgressSink | None
+    # where an end that cannot be written now goes, to be written when the database is back
+    late_ends: LateEnds | None = None
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -281,6 +284,10 @@ async def _finish(
     status, error, read_to_end = _status(state)
     finished = await _record_end(setup.pool, run, status, error, read_to_end)
     if finished is None:  # the database is gone: report what this process knows
+        later = "could not be recorded"
+        if setup.late_ends is not None:
+            setup.late_ends.add(run.run_id, status, error, read_to_end)
+            later = "is recorded when the database is back"
         finished = runs.FinishedRun(
             run_id=run.run_id,
             source=run.source,
@@ -289,7 +296,7 @@ async def _finish(
             finished_at=datetime.now(UTC),
             counts=state.counts,
             batches=state.batches,
-            error=f"{error or status.value}; and the run's end could not be recorded",
+            error=f"{error or status.value}; the run's end {later}",
         )
     outcome = SourceOutcome(
         source=run.source,

@@ -123,7 +123,11 @@ class RejectedRecord(BaseModel):
     file: str | None
     line_no: int | None
     reason: str = Field(examples=["price_usd: not a number ('n/a')"])
-    raw: str = Field(description="The record as the source sent it.")
+    raw: str = Field(
+        description="The record as the source sent it; past 4,096 characters cut, ending with "
+        "' [... truncated: N characters in all]'."
+    )
+    raw_length: int = Field(description="Characters in the whole raw text as stored.")
     seen_count: int = Field(description="How many runs have met this same record.")
     first_run_id: int
     first_seen_at: datetime
