@@ -136,6 +136,7 @@ async def run_etl(
     ),
     responses={
         202: {"headers": {"Location": {"description": "Where to poll", "schema": {}}}},
+        400: {"model": ErrorResponse, "description": "The body is not valid JSON."},
         401: {"model": ErrorResponse, "description": "No valid bearer token."},
         403: {"model": ErrorResponse, "description": "No ADMIN_TOKEN is configured."},
         409: {"model": RunConflict, "description": "A backfill of the source is running."},
