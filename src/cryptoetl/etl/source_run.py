@@ -23,8 +23,8 @@ from typing import Protocol
 import asyncpg
 import structlog
 
-from cryptoetl.db import checkpoints, load, runs
-from cryptoetl.db.pool import DATABASE_ERRORS, Pool
+from cryptoetl.db import checkpoints, load, partitions, runs
+from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import RunEndedError, SourceError, describe
 from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
 from cryptoetl.models import Batch, LocatorKind, RunCounts, RunStatus, SourceOutcome
@@ -76,25 +76,41 @@ def root_cause(exc: BaseException) -> BaseException:
 async def _load_batch(
     pool: Pool, run: runs.StartedRun, kind: LocatorKind, batch: Batch, prepared: PreparedBatch
 ) -> RunCounts:
-    """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters."""
-    async with pool.acquire() as conn, conn.transaction():
-        await load.ensure_staging(conn)
-        raw_ids = await load.store_raw(
-            conn, kind, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
+    """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters; the
+    partitions they go to are made first, in a short transaction of their own."""
+    async with pool.acquire() as conn:
+        await partitions.ensure_for_batch(
+            conn,
+            kind,
+            (record.observed_at for record in prepared.records),
+            (raw.at for raw in prepared.raw_rows),
+            batch.meta.fetched_at,
         )
-        rows, duplicates = load.stage_rows(prepared.records, raw_ids)
-        upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
-        await load.store_rejections(conn, run.source, run.run_id, prepared.rejections)
-        await checkpoints.move_cursor(conn, run.source, batch.cursor)
-        counts = RunCounts(
-            fetched=prepared.fetched,
-            inserted=upserted.inserted,
-            updated=upserted.updated,
-            unchanged=upserted.unchanged,
-            rejected=len(prepared.rejections),
-        )
-        if not await runs.add_batch(conn, run.run_id, counts):
-            raise RunEndedError(run.run_id, run.source)
+        async with conn.transaction():
+            return await _write_batch(conn, run, kind, batch, prepared)
+
+
+async def _write_batch(
+    conn: Connection, run: runs.StartedRun, kind: LocatorKind, batch: Batch, prepared: PreparedBatch
+) -> RunCounts:
+    """The batch's writes, inside the caller's transaction."""
+    await load.ensure_staging(conn)
+    raw_ids = await load.store_raw(
+        conn, kind, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
+    )
+    rows, duplicates = load.stage_rows(prepared.records, raw_ids)
+    upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
+    await load.store_rejections(conn, run.source, run.run_id, prepared.rejections)
+    await checkpoints.move_cursor(conn, run.source, batch.cursor)
+    counts = RunCounts(
+        fetched=prepared.fetched,
+        inserted=upserted.inserted,
+        updated=upserted.updated,
+        unchanged=upserted.unchanged,
+        rejected=len(prepared.rejections),
+    )
+    if not await runs.add_batch(conn, run.run_id, counts):
+        raise RunEndedError(run.run_id, run.source)
     return counts
 
 
