@@ -40,6 +40,7 @@ from cryptoetl.api.routes import (
     assets,
     data,
     health,
+    lineage,
     metrics,
     rejected,
     runs,
@@ -113,7 +114,18 @@ def create_app(
     app.state.etl = None
     app.state.pages = Pages()
     install_error_handlers(app)
-    for module in (data, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
+    for module in (
+        data,
+        lineage,
+        assets,
+        health,
+        stats,
+        runs,
+        rejected,
+        metrics,
+        admin,
+        asset_admin,
+    ):
         app.include_router(module.router)
     for page in (dashboard, asset_page, rejected_page):
         app.include_router(page.router)

@@ -91,6 +91,20 @@ class Settings(BaseSettings):
         le=4096,
         description="Memory for /data responses cached per data version; 0 disables the cache.",
     )
+    raw_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=36500,
+        description="Raw records older than this are dropped by whole partitions by "
+        "`cryptoetl maintain`; 0 keeps them forever.",
+    )
+    maintenance_interval_seconds: int = Field(
+        default=24 * 3600,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="How often the scheduler's leader runs maintenance (first run one interval "
+        "after start); 0 leaves it to `cryptoetl maintain`.",
+    )
 
     @field_validator("enabled_sources", mode="before")
     @classmethod

@@ -1,6 +1,7 @@
 """Partitioned storage (migration 0011): a fresh database is partitioned; a database of the
 schema before it, with data, is upgraded in place by `migrate` with every row, id and link kept;
-partitions are made for whatever a load brings, and nothing lands in the DEFAULT partitions."""
+partitions are made for whatever a load brings, and nothing lands in the unified DEFAULT
+partition."""
 
 from __future__ import annotations
 
@@ -83,10 +84,7 @@ async def _relkinds(conn: Connection) -> dict[str, str]:
 
 
 async def _default_rows(conn: asyncpg.Connection) -> int:
-    total = 0
-    for table in TABLES:
-        total += int(await conn.fetchval(f"SELECT count(*) FROM {table}_default"))  # noqa: S608
-    return total
+    return int(await conn.fetchval("SELECT count(*) FROM unified_crypto_data_default"))
 
 
 def _migrations_before_partitioning(directory: Path) -> Path:
@@ -113,7 +111,7 @@ async def test_a_fresh_database_is_partitioned(pool: Pool) -> None:
 async def test_upgrade_in_place_keeps_every_row(empty_db_url: str, tmp_path: Path) -> None:
     """A database of the schema before 0011 with data is migrated to the partitioned layout by
     the ordinary migrate step: equal counts, identical rows (ids and raw links included),
-    exact source_stats, nothing in the DEFAULT partitions, and ids continue past the old ones."""
+    exact source_stats, nothing in the DEFAULT partition, and ids continue past the old ones."""
     conn = await asyncpg.connect(empty_db_url)
     try:
         applied = await migrate(conn, _migrations_before_partitioning(tmp_path))

@@ -14,9 +14,11 @@
 -- (in its own short transaction, so the batch still commits with its cursor exactly once), and
 -- by `cryptoetl maintain` ahead of time. A new partition is created as a plain table and then
 -- ATTACHed, which locks the parent only in SHARE UPDATE EXCLUSIVE mode: loads and reads go on.
--- Each table keeps a DEFAULT partition so that a row nobody made a partition for (an operator's
--- INSERT) is still stored; ensure_partitions moves such rows into the partition it creates for
--- them, so the default stays empty in normal operation.
+-- The unified history keeps a DEFAULT partition so that a row nobody made a partition for (an
+-- operator's INSERT) is still stored; ensure_partitions moves such rows into the partition it
+-- creates for them, so the default stays empty in normal operation. The raw tables have none:
+-- only the loader writes them (after ensure_partitions), and without a default a retired day
+-- can be detached CONCURRENTLY, without ever locking out the loads.
 --
 -- Upgrade in place: each table is renamed, rebuilt partitioned with the same ids, and the old
 -- one dropped, in this one transaction (no row lost or duplicated; ids and raw_id links kept).
@@ -241,7 +243,6 @@ CREATE TABLE raw_http (
 COMMENT ON TABLE raw_http IS
     'Records of the HTTP sources as received; locator = (source, coin_id, the source''s own '
     'last_updated). Partitioned by that time, retired by whole partitions (RAW_RETENTION_DAYS).';
-CREATE TABLE raw_http_default PARTITION OF raw_http DEFAULT;
 
 SELECT ensure_partitions('raw_http', min(source_updated_at), max(source_updated_at))
 FROM raw_http_unpartitioned;
@@ -281,7 +282,6 @@ CREATE TABLE raw_csv (
 COMMENT ON TABLE raw_csv IS
     'CSV rows as read (keyed by header); locator = (file fingerprint, line number). Partitioned '
     'by the time the file was first loaded, retired by whole partitions (RAW_RETENTION_DAYS).';
-CREATE TABLE raw_csv_default PARTITION OF raw_csv DEFAULT;
 
 SELECT ensure_partitions('raw_csv', min(fetched_at), max(fetched_at)) FROM raw_csv_unpartitioned;
 SELECT ensure_partitions('raw_csv', now() - interval '1 day', now() + interval '3 days');

@@ -2,6 +2,7 @@
 
 - `records`: what flows through a run (records, batches, acceptances, rejections);
 - `runs`: a run's trigger, status, counts and outcome;
+- `maintenance`: what a maintenance step did;
 - `assets`: coins, assets, pins and matching decisions, and the spread between sources.
 
 The names are re-exported here, so `from cryptoetl.models import Batch` is the usual import.
@@ -18,6 +19,7 @@ from cryptoetl.models.assets import (
     Spread,
     spread_of,
 )
+from cryptoetl.models.maintenance import StepReport
 from cryptoetl.models.records import (
     Accepted,
     Batch,
@@ -50,6 +52,7 @@ __all__ = [
     "SourceOutcome",
     "SourceRecord",
     "Spread",
+    "StepReport",
     "UnifiedRecord",
     "spread_of",
 ]

@@ -90,6 +90,7 @@ async def get_run(
         if row is None:
             raise HTTPException(404, f"no run with id {run_id}")
         count, rejected = await rejected_queries.of_run(conn, run_id, REJECTED_SAMPLE)
+        report = await conn.fetchval("SELECT report FROM etl_runs WHERE id = $1", run_id)
     body = RunDetail.model_validate(
         {
             **_run(row, datetime.now(UTC)),
@@ -97,6 +98,7 @@ async def get_run(
                 count=count,
                 sample=[RejectedRecord.model_validate(dict(r)) for r in rejected],
             ),
+            "report": report,
             "request_id": request_id_of(request),
             "api_latency_ms": latency_ms(request),
         }
