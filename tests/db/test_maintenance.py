@@ -155,6 +155,10 @@ async def test_old_raw_partitions_retire_whole_and_lineage_says_retired(
             "sizes",
         ]
         assert detail["report"][1]["counts"]["rows"] == 8
+        # and on the dashboard: a timeline row of its own
+        page = (await client.get("/")).text
+        assert '<text class="source" x="0"' in page
+        assert ">maintenance</text>" in page
 
     # a second run has nothing left to retire
     again = await run_maintenance(pool, settings, RunTrigger.CLI, str(this_process()), now=NOW)
