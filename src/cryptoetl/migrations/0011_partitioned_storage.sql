@@ -22,6 +22,7 @@
 --
 -- Upgrade in place: each table is renamed, rebuilt partitioned with the same ids, and the old
 -- one dropped, in this one transaction (no row lost or duplicated; ids and raw_id links kept).
+-- The new table is made LIKE the old one, so it has every column the old one had, in order.
 -- Indexes are built after the rows are copied (faster than maintaining them row by row).
 
 SET LOCAL maintenance_work_mem = '256MB';
@@ -164,20 +165,10 @@ ALTER TABLE unified_crypto_data_unpartitioned
 ALTER TABLE unified_crypto_data_unpartitioned DROP CONSTRAINT unified_observation;
 DROP INDEX unified_coin_observed, unified_symbol, unified_observed;
 
-CREATE TABLE unified_crypto_data (
-    id          bigint GENERATED ALWAYS AS IDENTITY,
-    coin_id     text             NOT NULL,
-    name        text,
-    symbol      text,
-    price_usd   double precision NOT NULL,
-    market_cap  double precision,
-    volume_24h  double precision,
-    source      text             NOT NULL,
-    observed_at timestamptz      NOT NULL,
-    ingested_at timestamptz      NOT NULL DEFAULT now(),
-    run_id      bigint           NOT NULL,
-    raw_id      bigint
-) PARTITION BY RANGE (observed_at);
+CREATE TABLE unified_crypto_data (LIKE unified_crypto_data_unpartitioned
+    INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION
+    INCLUDING COMMENTS) PARTITION BY RANGE (observed_at);
+ALTER TABLE unified_crypto_data ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;
 COMMENT ON TABLE unified_crypto_data IS
     'One row per (source, coin_id, observed_at); observed_at is the source''s own timestamp. '
     'Partitioned by observed_at (see partition_bounds).';
@@ -187,13 +178,8 @@ SELECT ensure_partitions('unified_crypto_data', min(observed_at), max(observed_a
 FROM unified_crypto_data_unpartitioned;
 SELECT ensure_partitions('unified_crypto_data', now() - interval '7 days', now() + interval '14 days');
 
-INSERT INTO unified_crypto_data
-    (id, coin_id, name, symbol, price_usd, market_cap, volume_24h, source, observed_at,
-     ingested_at, run_id, raw_id)
-OVERRIDING SYSTEM VALUE
-SELECT id, coin_id, name, symbol, price_usd, market_cap, volume_24h, source, observed_at,
-       ingested_at, run_id, raw_id
-FROM unified_crypto_data_unpartitioned;
+INSERT INTO unified_crypto_data OVERRIDING SYSTEM VALUE
+SELECT * FROM unified_crypto_data_unpartitioned;
 
 DROP TABLE unified_crypto_data_unpartitioned;
 SELECT setval(pg_get_serial_sequence('unified_crypto_data', 'id'),
@@ -231,15 +217,10 @@ ALTER TABLE raw_http_unpartitioned RENAME CONSTRAINT raw_http_pkey TO raw_http_u
 ALTER TABLE raw_http_unpartitioned DROP CONSTRAINT raw_http_locator;
 ALTER TABLE raw_http_unpartitioned DROP CONSTRAINT raw_http_run_id_fkey;
 
-CREATE TABLE raw_http (
-    id                bigint GENERATED ALWAYS AS IDENTITY,
-    source            text        NOT NULL,
-    run_id            bigint      NOT NULL,
-    fetched_at        timestamptz NOT NULL,
-    coin_id           text        NOT NULL,
-    source_updated_at timestamptz NOT NULL,
-    payload           jsonb       NOT NULL
-) PARTITION BY RANGE (source_updated_at);
+CREATE TABLE raw_http (LIKE raw_http_unpartitioned
+    INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION
+    INCLUDING COMMENTS) PARTITION BY RANGE (source_updated_at);
+ALTER TABLE raw_http ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;
 COMMENT ON TABLE raw_http IS
     'Records of the HTTP sources as received; locator = (source, coin_id, the source''s own '
     'last_updated). Partitioned by that time, retired by whole partitions (RAW_RETENTION_DAYS).';
@@ -248,10 +229,7 @@ SELECT ensure_partitions('raw_http', min(source_updated_at), max(source_updated_
 FROM raw_http_unpartitioned;
 SELECT ensure_partitions('raw_http', now() - interval '1 day', now() + interval '3 days');
 
-INSERT INTO raw_http (id, source, run_id, fetched_at, coin_id, source_updated_at, payload)
-OVERRIDING SYSTEM VALUE
-SELECT id, source, run_id, fetched_at, coin_id, source_updated_at, payload
-FROM raw_http_unpartitioned;
+INSERT INTO raw_http OVERRIDING SYSTEM VALUE SELECT * FROM raw_http_unpartitioned;
 
 DROP TABLE raw_http_unpartitioned;
 SELECT setval(pg_get_serial_sequence('raw_http', 'id'),
@@ -270,15 +248,10 @@ ALTER TABLE raw_csv_unpartitioned
     DROP CONSTRAINT raw_csv_file_fingerprint_line_no_key,
     DROP CONSTRAINT raw_csv_run_id_fkey;
 
-CREATE TABLE raw_csv (
-    id               bigint GENERATED ALWAYS AS IDENTITY,
-    run_id           bigint      NOT NULL,
-    fetched_at       timestamptz NOT NULL,
-    file_fingerprint text        NOT NULL,
-    line_no          bigint      NOT NULL,
-    file_path        text        NOT NULL,
-    payload          jsonb       NOT NULL
-) PARTITION BY RANGE (fetched_at);
+CREATE TABLE raw_csv (LIKE raw_csv_unpartitioned
+    INCLUDING DEFAULTS INCLUDING CONSTRAINTS INCLUDING STORAGE INCLUDING COMPRESSION
+    INCLUDING COMMENTS) PARTITION BY RANGE (fetched_at);
+ALTER TABLE raw_csv ALTER COLUMN id ADD GENERATED ALWAYS AS IDENTITY;
 COMMENT ON TABLE raw_csv IS
     'CSV rows as read (keyed by header); locator = (file fingerprint, line number). Partitioned '
     'by the time the file was first loaded, retired by whole partitions (RAW_RETENTION_DAYS).';
@@ -286,10 +259,7 @@ COMMENT ON TABLE raw_csv IS
 SELECT ensure_partitions('raw_csv', min(fetched_at), max(fetched_at)) FROM raw_csv_unpartitioned;
 SELECT ensure_partitions('raw_csv', now() - interval '1 day', now() + interval '3 days');
 
-INSERT INTO raw_csv (id, run_id, fetched_at, file_fingerprint, line_no, file_path, payload)
-OVERRIDING SYSTEM VALUE
-SELECT id, run_id, fetched_at, file_fingerprint, line_no, file_path, payload
-FROM raw_csv_unpartitioned;
+INSERT INTO raw_csv OVERRIDING SYSTEM VALUE SELECT * FROM raw_csv_unpartitioned;
 
 DROP TABLE raw_csv_unpartitioned;
 SELECT setval(pg_get_serial_sequence('raw_csv', 'id'),
