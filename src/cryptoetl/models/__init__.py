@@ -2,6 +2,7 @@
 
 - `records`: what flows through a run (records, batches, acceptances, rejections);
 - `runs`: a run's trigger, status, counts and outcome;
+- `backfill`: what a backfill is asked, and what it started;
 - `maintenance`: what a maintenance step did;
 - `assets`: coins, assets, pins and matching decisions, and the spread between sources.
 
@@ -19,6 +20,7 @@ from cryptoetl.models.assets import (
     Spread,
     spread_of,
 )
+from cryptoetl.models.backfill import BackfillRequest, BackfillStarted
 from cryptoetl.models.maintenance import StepReport
 from cryptoetl.models.records import (
     Accepted,
@@ -36,6 +38,8 @@ __all__ = [
     "CONFIDENCE",
     "Accepted",
     "Asset",
+    "BackfillRequest",
+    "BackfillStarted",
     "Batch",
     "Coin",
     "Decision",
