@@ -12,6 +12,8 @@ from pathlib import Path
 import asyncpg
 
 from cryptoetl.db import partitions
+from cryptoetl.db.data import page_statement
+from cryptoetl.db.data_query import DataFilters, build_query
 from cryptoetl.db.migrate import default_directory, load_migrations, migrate
 from cryptoetl.db.pool import Connection, Pool
 
@@ -132,6 +134,7 @@ async def test_upgrade_in_place_keeps_every_row(empty_db_url: str, tmp_path: Pat
         assert await _relkinds(conn) == dict.fromkeys(TABLES, "p")
         assert await _snapshot(conn) == before
         assert await _default_rows(conn) == 0
+        assert await conn.fetch(PAIRS) == await conn.fetch(PAIRS_TRUTH)
         stats = await conn.fetchval("SELECT sum(row_count) FROM source_stats")
         assert stats == before["unified_crypto_data"][0]  # type: ignore[index]
         # history back to 2013 made yearly partitions, not hundreds of weekly ones
@@ -176,3 +179,54 @@ async def test_a_row_outside_every_partition_is_kept_and_moved(pool: Pool) -> No
         assert (
             await conn.fetchval("SELECT row_count FROM source_stats WHERE source = 'csv'") == stats
         )
+
+
+PAIRS_TRUTH = (
+    "SELECT source, coin_id, max(observed_at) AS last FROM unified_crypto_data"
+    " GROUP BY 1, 2 ORDER BY 1, 2"
+)
+PAIRS = (
+    "SELECT source, coin_id, last_observed_at AS last FROM unified_pairs"
+    " WHERE last_observed_at IS NOT NULL ORDER BY 1, 2"
+)
+
+
+async def test_the_pairs_of_the_latest_view_follow_every_write(pool: Pool) -> None:
+    """unified_pairs (what `latest` reads) holds every (source, coin) with its newest time
+    after inserts, upserts, a moved key, deletes of the newest rows and a truncate, and the
+    latest view answers with the newest remaining row."""
+    async with pool.acquire() as conn:
+        await conn.execute(
+            "INSERT INTO unified_crypto_data (coin_id, price_usd, source, observed_at, run_id)"
+            " SELECT 'c' || (i % 7), i, CASE WHEN i % 2 = 0 THEN 'csv' ELSE 'coingecko' END,"
+            " now() - i * interval '1 hour', 0 FROM generate_series(1, 300) AS i"
+        )
+        assert await conn.fetch(PAIRS) == await conn.fetch(PAIRS_TRUTH)
+        # the loader's upsert: changed values, same keys
+        await conn.execute(
+            "INSERT INTO unified_crypto_data AS u (coin_id, price_usd, source, observed_at,"
+            " run_id) SELECT coin_id, price_usd + 1, source, observed_at, 0"
+            " FROM unified_crypto_data ON CONFLICT (source, coin_id, observed_at)"
+            " DO UPDATE SET price_usd = EXCLUDED.price_usd"
+        )
+        assert await conn.fetch(PAIRS) == await conn.fetch(PAIRS_TRUTH)
+        # delete each pair's newest row, move a coin to another name
+        await conn.execute(
+            "DELETE FROM unified_crypto_data WHERE (source, coin_id, observed_at) IN"
+            " (SELECT source, coin_id, max(observed_at) FROM unified_crypto_data GROUP BY 1, 2)"
+        )
+        await conn.execute("UPDATE unified_crypto_data SET coin_id = 'moved' WHERE coin_id = 'c3'")
+        assert await conn.fetch(PAIRS) == await conn.fetch(PAIRS_TRUTH)
+
+    async with pool.acquire() as conn:
+        query = build_query(
+            filters=DataFilters(latest=True), sort=None, page=None, page_size=100, cursor=None
+        )
+        sql, args = page_statement(query, with_count=True)
+        page = await conn.fetchrow(sql, *args)
+        assert page is not None
+        truth = await conn.fetch(PAIRS_TRUTH)
+        assert page["total"] == len(truth)
+
+        await conn.execute("TRUNCATE unified_crypto_data")
+        assert await conn.fetch(PAIRS) == []
