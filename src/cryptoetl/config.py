@@ -91,6 +91,16 @@ class Settings(BaseSettings):
         le=4096,
         description="Memory for /data responses cached per data version; 0 disables the cache.",
     )
+    full_resolution_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description=(
+            "Observations older than this many days are thinned by `cryptoetl maintain` to the "
+            "last of each (source, coin, UTC hour), after their hour was rolled up; 0 keeps "
+            "every observation."
+        ),
+    )
 
     @field_validator("enabled_sources", mode="before")
     @classmethod
