@@ -1,5 +1,5 @@
 """Thinning: old partitions of the unified history reduced to the last observation of each
-(source, coin_id, UTC hour), by replacing the whole partition (docs/storage.md).
+(source, coin_id, UTC hour), by replacing the whole partition (docs/rollups.md).
 
     report = await thin(pool, full_resolution_days=30, now=datetime.now(UTC))
 
@@ -139,11 +139,13 @@ def _ident(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-async def _swap(conn: Connection, part: str, copy: str, lo: datetime, hi: datetime) -> float:
+async def _swap(
+    conn: Connection, part: str, copy: str, lo: datetime, hi: datetime, attempts: int
+) -> float:
     """Detach and drop `part`, attach `copy` in its place under its name; returns when the
     parent's lock was taken (`time.perf_counter()`), held until the transaction ends. Raises
     `asyncpg.LockNotAvailableError` when the parent stays busy."""
-    for attempt in range(SWAP_ATTEMPTS):
+    for attempt in range(attempts):
         try:
             async with conn.transaction():  # a savepoint: a timed-out attempt is undone alone
                 await conn.execute(f"SET LOCAL lock_timeout = '{SWAP_LOCK_TIMEOUT}'")
@@ -159,14 +161,14 @@ async def _swap(conn: Connection, part: str, copy: str, lo: datetime, hi: dateti
                 )
                 return locked
         except asyncpg.LockNotAvailableError:
-            if attempt == SWAP_ATTEMPTS - 1:
+            if attempt == attempts - 1:
                 raise
             await asyncio.sleep(SWAP_PAUSE_SECONDS)
     raise AssertionError("unreachable")
 
 
 async def thin_partition(
-    conn: Connection, part: str, lo: datetime, hi: datetime
+    conn: Connection, part: str, lo: datetime, hi: datetime, attempts: int = SWAP_ATTEMPTS
 ) -> ThinnedPartition:
     """Thin one partition (see the module's docstring), in one transaction on `conn`."""
     quoted = _ident(part)
@@ -195,7 +197,7 @@ async def thin_partition(
                 )
             )
             await conn.execute(f"ANALYZE {_ident(copy)}")
-            locked = await _swap(conn, part, copy, lo, hi)
+            locked = await _swap(conn, part, copy, lo, hi, attempts)
             # after the swap: while the parent is locked no load holds these rows
             await conn.executemany(
                 "UPDATE source_stats SET row_count = row_count - $2,"
@@ -215,9 +217,12 @@ async def thin_partition(
     return ThinnedPartition(part, lo, hi, rows_before, rows_after, rolled_up, lock_ms)
 
 
-async def thin(pool: Pool, full_resolution_days: int, now: datetime) -> ThinReport:
+async def thin(
+    pool: Pool, full_resolution_days: int, now: datetime, *, attempts: int = SWAP_ATTEMPTS
+) -> ThinReport:
     """Thin every partition entirely older than `full_resolution_days` before `now` that was
-    not thinned yet; 0 days keeps everything."""
+    not thinned yet; 0 days keeps everything. A partition whose swap finds the parent busy
+    `attempts` times is left for the next run (`ThinReport.busy`)."""
     if full_resolution_days <= 0:
         return ThinReport(cutoff=None)
     cutoff = now - timedelta(days=full_resolution_days)
@@ -225,7 +230,7 @@ async def thin(pool: Pool, full_resolution_days: int, now: datetime) -> ThinRepo
     async with pool.acquire() as conn:
         for part, lo, hi in await _candidates(conn, cutoff):
             try:
-                done = await thin_partition(conn, part, lo, hi)
+                done = await thin_partition(conn, part, lo, hi, attempts)
             except asyncpg.LockNotAvailableError:
                 log.warning("thin_partition_busy", partition=part)
                 report.busy.append(part)

@@ -1,4 +1,4 @@
--- Thinning (FULL_RESOLUTION_DAYS, docs/storage.md): a partition of unified_crypto_data whose
+-- Thinning (FULL_RESOLUTION_DAYS, docs/rollups.md): a partition of unified_crypto_data whose
 -- whole range is older than the full-resolution window is replaced by a copy that keeps the
 -- last observation of each (source, coin_id, UTC hour), once unified_hourly holds every
 -- observation of those hours. This table records each partition thinned (or found to hold
