@@ -43,6 +43,7 @@ from cryptoetl.api.routes import (
     assets,
     data,
     health,
+    lineage,
     metrics,
     rejected,
     runs,
@@ -121,7 +122,7 @@ def create_app(
     # data checks repeated parameters itself (its query is parsed once and cached)
     app.include_router(data.router)
     single = [Depends(reject_repeated)]
-    for module in (assets, health, stats, runs, rejected, metrics, admin, asset_admin):
+    for module in (lineage, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
         app.include_router(module.router, dependencies=single)
     for page in (dashboard, asset_page, rejected_page):
         app.include_router(page.router)

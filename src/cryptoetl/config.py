@@ -97,6 +97,20 @@ class Settings(BaseSettings):
         le=1024 * 1024,
         description="The largest request body accepted, in KiB; a larger one answers 413.",
     )
+    raw_retention_days: int = Field(
+        default=30,
+        ge=0,
+        le=36500,
+        description="Raw records older than this are dropped by whole partitions by "
+        "`cryptoetl maintain`; 0 keeps them forever.",
+    )
+    maintenance_interval_seconds: int = Field(
+        default=24 * 3600,
+        ge=0,
+        le=30 * 24 * 3600,
+        description="How often the scheduler's leader runs maintenance (first run one interval "
+        "after start); 0 leaves it to `cryptoetl maintain`.",
+    )
     full_resolution_days: int = Field(
         default=30,
         ge=0,

@@ -53,6 +53,8 @@ class DatabaseSnapshot:
 
     runs: Sequence[RunTotals] = ()
     rows: dict[str, int] = field(default_factory=dict)
+    table_bytes: dict[str, int] = field(default_factory=dict)  # partitions summed per table
+    database_bytes: int | None = None
 
 
 class _DatabaseCollector:
@@ -114,7 +116,21 @@ class _DatabaseCollector:
         )
         for source, count in sorted(snapshot.rows.items()):
             rows.add_metric([source], count)
-        yield from (runs, running, records, last_success, rows)
+        tables = GaugeMetricFamily(
+            "cryptoetl_table_size_bytes",
+            "Bytes on disk per table, indexes and TOAST included (a partitioned table counts "
+            "all of its partitions).",
+            labels=["table"],
+        )
+        for table, size in sorted(snapshot.table_bytes.items()):
+            tables.add_metric([table], size)
+        yield from (runs, running, records, last_success, rows, tables)
+        if snapshot.database_bytes is not None:
+            database = GaugeMetricFamily(
+                "cryptoetl_database_size_bytes", "Bytes on disk of the whole database."
+            )
+            database.add_metric([], snapshot.database_bytes)
+            yield database
 
 
 class Metrics:

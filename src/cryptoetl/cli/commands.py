@@ -160,6 +160,28 @@ async def backfill(settings: Settings, args: argparse.Namespace) -> int:
     return EXIT_OK if outcome.status is RunStatus.SUCCESS else EXIT_FAILURE
 
 
+async def maintain(settings: Settings) -> int:
+    """One maintenance run in the foreground: each step's line on stdout."""
+    from cryptoetl.db.pool import open_pool
+    from cryptoetl.db.server import prepare_database
+    from cryptoetl.etl.maintain import run_maintenance
+    from cryptoetl.etl.owner import this_process
+    from cryptoetl.models import RunStatus, RunTrigger
+
+    async with prepare_database(settings) as url, open_pool(url, max_size=4) as pool:
+        try:
+            outcome = await run_maintenance(pool, settings, RunTrigger.CLI, str(this_process()))
+        except RunInProgressError as exc:
+            print(f"cryptoetl: {exc}", file=sys.stderr)
+            return EXIT_FAILURE
+    for step in outcome.steps:
+        print(f"{step.name}: {step.summary}")
+    for error in outcome.errors:
+        print(f"cryptoetl: maintenance step failed: {error}", file=sys.stderr)
+    print(f"maintenance run {outcome.run_id}: {outcome.status.value}", flush=True)
+    return EXIT_OK if outcome.status is RunStatus.SUCCESS else EXIT_FAILURE
+
+
 async def assets_rebuild(settings: Settings) -> int:
     """Decide every coin's asset again, from each coin's newest name and symbol."""
     from cryptoetl.assets.sync import sync_assets

@@ -1,5 +1,5 @@
-"""The `cryptoetl` command line: serve, migrate, etl run, backfill, assets rebuild (bodies in
-`commands`).
+"""The `cryptoetl` command line: serve, migrate, maintain, etl run, backfill, assets rebuild
+(bodies in `commands`).
 
 Every command reads the settings once, sets up logging, and turns the errors a user can fix
 (a bad setting, an unreachable database, an edited migration) into one line on stderr and a
@@ -54,6 +54,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="port to listen on (default: API_PORT)")
 
     commands.add_parser("migrate", help="apply pending database migrations and exit")
+
+    commands.add_parser(
+        "maintain",
+        help="create partitions ahead, retire old raw records, report table sizes; exit",
+        description=(
+            "One maintenance run (the scheduler's leader runs one a day): partitions for the "
+            "coming weeks, raw partitions older than RAW_RETENTION_DAYS dropped whole, and the "
+            "size of every table with the bytes per observation. Recorded in /api/v1/runs as "
+            "source 'maintenance'. Exit status 0 when every step succeeded."
+        ),
+    )
 
     etl = commands.add_parser("etl", help="run the ETL by hand")
     etl_commands = etl.add_subparsers(dest="etl_command", required=True, metavar="COMMAND")
@@ -138,6 +149,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(commands.serve(settings, args.host or settings.api_host, settings.api_port))
         if args.command == "migrate":
             return _run(commands.migrate(settings))
+        if args.command == "maintain":
+            return _run(commands.maintain(settings))
         if args.command == "etl":
             return _run(commands.etl_run(settings, args.source))
         if args.command == "backfill":

@@ -154,7 +154,10 @@ def _select(query: DataQuery, args: _Args, columns: str, *, paged: bool) -> tupl
     clause = f" WHERE {' AND '.join(where)}" if where else ""
     sql = f"SELECT {columns} FROM {relation} AS u{clause} ORDER BY {order_by(query.sort)}"
     if paged:
-        sql += f" LIMIT {args.add(query.page_size + 1)} OFFSET {args.add(query.offset)}"
+        # literal numbers (validated ints): a prepared statement with a LIMIT parameter goes
+        # generic after five runs, and a generic plan over the partitions cannot size the
+        # per-partition index scans for a page (measured: a coin's page 2x slower)
+        sql += f" LIMIT {int(query.page_size) + 1:d} OFFSET {int(query.offset):d}"
     return sql, count_sql
 
 
@@ -209,7 +212,7 @@ def stream_statement(query: DataQuery, *, as_json: bool, limited: bool) -> tuple
     args = _Args()
     sql, _ = _select(query, args, _SELECT, paged=False)
     if limited:
-        sql += f" LIMIT {args.add(query.page_size)} OFFSET {args.add(query.offset)}"
+        sql += f" LIMIT {int(query.page_size):d} OFFSET {int(query.offset):d}"
     if as_json:
         sql = f"SELECT row_to_json(u)::text FROM ({sql}) AS u ORDER BY {order_by(query.sort, 'u.')}"
     return sql, args.values

@@ -19,7 +19,7 @@ Staging tables are `ON COMMIT DELETE ROWS` temporary tables, created once per co
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -67,7 +67,7 @@ WITH written AS (
           IS DISTINCT FROM
           (EXCLUDED.name, EXCLUDED.symbol, EXCLUDED.price_usd, EXCLUDED.market_cap,
            EXCLUDED.volume_24h)
-    RETURNING (xmax = 0) AS inserted
+    RETURNING (old.id IS NULL) AS inserted
 )
 SELECT count(*) FILTER (WHERE inserted) AS inserted,
        count(*) FILTER (WHERE NOT inserted) AS updated
@@ -138,10 +138,12 @@ _RAW_INSERT = {
         SELECT $1, $2, $3, key, at, payload::jsonb FROM stage_raw ORDER BY n
         ON CONFLICT (source, coin_id, source_updated_at) DO NOTHING
     """,
+    # `at` is the time the row's file was first loaded (`file_first_loaded`): raw_csv's
+    # partition key, so a line read again meets its stored copy in the same partition.
     LocatorKind.FILE_LINE: """
         INSERT INTO raw_csv (run_id, fetched_at, file_fingerprint, line_no, file_path, payload)
-        SELECT $1, $2, key, line, path, payload::jsonb FROM stage_raw ORDER BY n
-        ON CONFLICT (file_fingerprint, line_no) DO NOTHING
+        SELECT $1, at, key, line, path, payload::jsonb FROM stage_raw ORDER BY n
+        ON CONFLICT (file_fingerprint, line_no, fetched_at) DO NOTHING
     """,
 }
 # Every staged row's raw id (new or stored before), by its position in the batch.
@@ -152,9 +154,24 @@ _RAW_IDS = {
     """,
     LocatorKind.FILE_LINE: """
         SELECT array_agg(s.n) AS n, array_agg(r.id) AS id FROM stage_raw s
-        JOIN raw_csv r ON r.file_fingerprint = s.key AND r.line_no = s.line
+        JOIN raw_csv r ON r.file_fingerprint = s.key AND r.line_no = s.line AND r.fetched_at = s.at
     """,
 }
+
+
+async def file_first_loaded(
+    conn: Connection, fingerprints: Iterable[str], fetched_at: datetime
+) -> dict[str, datetime]:
+    """The time each file was first loaded: its stored rows' `fetched_at` (the first line's),
+    or `fetched_at` for a file not stored yet (or whose raw rows were retired)."""
+    first: dict[str, datetime] = {}
+    for key in fingerprints:
+        stored = await conn.fetchval(
+            "SELECT fetched_at FROM raw_csv WHERE file_fingerprint = $1 ORDER BY line_no LIMIT 1",
+            key,
+        )
+        first[key] = stored if stored is not None else fetched_at
+    return first
 
 
 async def store_raw(
@@ -169,16 +186,17 @@ async def store_raw(
     source's locator `kind`); return every row's raw id, in order."""
     if not rows:
         return []
-    await conn.copy_records_to_table(
-        "stage_raw",
-        records=[(n, r.key, r.at, r.line, r.path, r.payload) for n, r in enumerate(rows)],
-        schema_name="pg_temp",
-    )
+    if kind is LocatorKind.OBSERVATION:
+        records = [(n, r.key, r.at, r.line, r.path, r.payload) for n, r in enumerate(rows)]
+    else:
+        first = await file_first_loaded(conn, {r.key for r in rows}, fetched_at)
+        records = [(n, r.key, first[r.key], r.line, r.path, r.payload) for n, r in enumerate(rows)]
+    await conn.copy_records_to_table("stage_raw", records=records, schema_name="pg_temp")
     if kind is LocatorKind.OBSERVATION:
         await conn.execute(_RAW_INSERT[kind], source, run_id, fetched_at)
         found = (await conn.fetch(_RAW_IDS[kind], source))[0]
     else:
-        await conn.execute(_RAW_INSERT[kind], run_id, fetched_at)
+        await conn.execute(_RAW_INSERT[kind], run_id)
         found = (await conn.fetch(_RAW_IDS[kind]))[0]
     ids: list[int | None] = [None] * len(rows)
     for n, raw_id in zip(found["n"] or [], found["id"] or [], strict=True):

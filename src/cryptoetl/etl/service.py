@@ -21,6 +21,10 @@ first (see `cryptoetl.sources.ratelimit`).
 The admin trigger works on every replica, leader or not: the database's one-running-run-per-
 source rule is the single-flight guard that the schedule and the trigger share.
 
+The leader also runs maintenance (`cryptoetl.etl.maintain`) every MAINTENANCE_INTERVAL_SECONDS
+(a day by default; the first one interval after start), fenced by the lease like a scheduled
+run and recorded in `etl_runs` as source `maintenance`.
+
 Shutdown, in order: the scheduler stops (no new tick), the runs in progress are cancelled and
 recorded `failed` ("cancelled: the service is stopping"), the lease is released (a successor
 takes over at its next attempt); the caller closes the pool afterwards.
@@ -45,6 +49,7 @@ from cryptoetl.errors import NotLeaderError, RunInProgressError, ServiceStopping
 from cryptoetl.etl.backfill import Backfill, BackfillOutcome
 from cryptoetl.etl.background import STOPPING, BackgroundRuns
 from cryptoetl.etl.leader import LeaderLease
+from cryptoetl.etl.maintain import run_maintenance
 from cryptoetl.etl.owner import this_process
 from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import BackfillRequest, BackfillStarted, RunTrigger
@@ -54,6 +59,7 @@ from cryptoetl.sources.ratelimit import RateLimits
 log = structlog.get_logger(__name__)
 
 JOB_ID = "etl"
+MAINTENANCE_JOB_ID = "maintenance"
 
 
 class EtlService:
@@ -120,6 +126,17 @@ class EtlService:
             misfire_grace_time=interval,
             **first,
         )
+        every = self.settings.maintenance_interval_seconds
+        if every:
+            self._scheduler.add_job(
+                self._maintain,
+                IntervalTrigger(seconds=every, timezone=UTC),
+                id=MAINTENANCE_JOB_ID,
+                name="maintenance",
+                coalesce=True,
+                max_instances=1,
+                misfire_grace_time=every,
+            )
         self._scheduler.start()
         log.info(
             "scheduler_started",
@@ -143,6 +160,27 @@ class EtlService:
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
             await asyncio.sleep(0)  # AsyncIOScheduler shuts down on the loop's next turn
+
+    async def _maintain(self) -> None:
+        """The scheduled maintenance: on the leader only, fenced by the lease like a run."""
+        await self.lease.settled()
+        if not self.lease.is_leader or self._stopping:
+            log.info("maintenance_left_to_leader", leader=self.lease.leader)
+            return
+        try:
+            await run_maintenance(
+                self.runs.pipeline.pool,
+                self.settings,
+                RunTrigger.SCHEDULE,
+                self.replica,
+                fence=self.lease.fence(),
+            )
+        except NotLeaderError as exc:
+            log.warning("maintenance_fenced", reason=str(exc))
+        except RunInProgressError as exc:
+            log.info("maintenance_already_running", error=str(exc))
+        except DATABASE_ERRORS as exc:
+            log.warning("maintenance_not_run", error=describe(exc))
 
     async def _tick(self) -> None:
         trigger = RunTrigger.STARTUP if self._startup_pending else RunTrigger.SCHEDULE

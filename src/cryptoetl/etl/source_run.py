@@ -23,7 +23,7 @@ from typing import Protocol
 import asyncpg
 import structlog
 
-from cryptoetl.db import checkpoints, load, runs
+from cryptoetl.db import checkpoints, load, partitions, runs
 from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import RunEndedError, SourceError, describe
 from cryptoetl.etl.late_ends import LateEnds
@@ -88,32 +88,53 @@ async def load_batch(
     *,
     write_cursor: CursorWriter | None = None,
 ) -> RunCounts:
-    """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters.
+    """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters; the
+    partitions they go to are made first, in a short transaction of their own.
 
     The cursor is the source's checkpoint (`batch.cursor`), or what `write_cursor` writes (a
     backfill's cursor) in the same transaction.
     """
-    async with pool.acquire() as conn, conn.transaction():
-        await load.ensure_staging(conn)
-        raw_ids = await load.store_raw(
-            conn, kind, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
+    async with pool.acquire() as conn:
+        await partitions.ensure_for_batch(
+            conn,
+            kind,
+            (record.observed_at for record in prepared.records),
+            (raw.at for raw in prepared.raw_rows),
+            batch.meta.fetched_at,
         )
-        rows, duplicates = load.stage_rows(prepared.records, raw_ids)
-        upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
-        await load.store_rejections(conn, run.source, run.run_id, prepared.rejections)
-        if write_cursor is None:
-            await checkpoints.move_cursor(conn, run.source, batch.cursor)
-        else:
-            await write_cursor(conn)
-        counts = RunCounts(
-            fetched=prepared.fetched,
-            inserted=upserted.inserted,
-            updated=upserted.updated,
-            unchanged=upserted.unchanged,
-            rejected=len(prepared.rejections),
-        )
-        if not await runs.add_batch(conn, run.run_id, counts):
-            raise RunEndedError(run.run_id, run.source)
+        async with conn.transaction():
+            return await _write_batch(conn, run, kind, batch, prepared, write_cursor)
+
+
+async def _write_batch(
+    conn: Connection,
+    run: runs.StartedRun,
+    kind: LocatorKind,
+    batch: Batch,
+    prepared: PreparedBatch,
+    write_cursor: CursorWriter | None,
+) -> RunCounts:
+    """The batch's writes, inside the caller's transaction."""
+    await load.ensure_staging(conn)
+    raw_ids = await load.store_raw(
+        conn, kind, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
+    )
+    rows, duplicates = load.stage_rows(prepared.records, raw_ids)
+    upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
+    await load.store_rejections(conn, run.source, run.run_id, prepared.rejections)
+    if write_cursor is None:
+        await checkpoints.move_cursor(conn, run.source, batch.cursor)
+    else:
+        await write_cursor(conn)
+    counts = RunCounts(
+        fetched=prepared.fetched,
+        inserted=upserted.inserted,
+        updated=upserted.updated,
+        unchanged=upserted.unchanged,
+        rejected=len(prepared.rejections),
+    )
+    if not await runs.add_batch(conn, run.run_id, counts):
+        raise RunEndedError(run.run_id, run.source)
     return counts
 
 

@@ -3,6 +3,7 @@
 - `records`: what flows through a run (records, batches, acceptances, rejections);
 - `runs`: a run's trigger, status, counts and outcome;
 - `backfill`: what a backfill is asked, and what it started;
+- `maintenance`: what a maintenance step did;
 - `assets`: coins, assets, pins and matching decisions, and the spread between sources.
 
 The names are re-exported here, so `from cryptoetl.models import Batch` is the usual import.
@@ -20,6 +21,7 @@ from cryptoetl.models.assets import (
     spread_of,
 )
 from cryptoetl.models.backfill import BackfillRequest, BackfillStarted
+from cryptoetl.models.maintenance import StepReport
 from cryptoetl.models.records import (
     Accepted,
     Batch,
@@ -54,6 +56,7 @@ __all__ = [
     "SourceOutcome",
     "SourceRecord",
     "Spread",
+    "StepReport",
     "UnifiedRecord",
     "spread_of",
 ]

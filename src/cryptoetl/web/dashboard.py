@@ -25,6 +25,7 @@ from cryptoetl.db import backfill as backfill_queries
 from cryptoetl.db import rejected as rejected_queries
 from cryptoetl.db import runs as run_queries
 from cryptoetl.db import source_status
+from cryptoetl.etl.maintain import MAINTENANCE
 from cryptoetl.sources import REGISTRY
 from cryptoetl.web import format as fmt
 from cryptoetl.web.render import Pages
@@ -153,6 +154,10 @@ async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> H
         for run in runs
     ]
     enabled = [card for card in cards if card.stats.enabled]
+    # maintenance runs (`cryptoetl maintain`, the leader's daily one) get a row of their own
+    timeline_rows = [c.stats.source for c in cards]
+    if any(run["source"] == MAINTENANCE for run in runs):
+        timeline_rows.append(MAINTENANCE)
     context = {
         "title": "Status",
         "now": now,
@@ -171,7 +176,7 @@ async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> H
         "durations": durations,
         "longest_run": max((d for d in durations.values() if d is not None), default=None),
         # already escaped by the pure renderer
-        "timeline": Markup(run_timeline(marks, [c.stats.source for c in cards])),  # noqa: S704
+        "timeline": Markup(run_timeline(marks, timeline_rows)),  # noqa: S704
         "interval": settings.etl_interval_seconds,
         "stale_after": stale_after_seconds(settings.etl_interval_seconds),
     }

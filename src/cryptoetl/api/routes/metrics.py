@@ -8,6 +8,7 @@ from starlette.responses import Response
 
 from cryptoetl.api.deps import PoolDep
 from cryptoetl.db import runs as run_queries
+from cryptoetl.db import sizes
 from cryptoetl.db.pool import DATABASE_UNAVAILABLE
 from cryptoetl.db.versions import fetch_versions
 from cryptoetl.errors import describe
@@ -24,6 +25,8 @@ async def _snapshot(pool: PoolDep) -> DatabaseSnapshot | None:
         async with pool.acquire(timeout=SCRAPE_TIMEOUT) as conn:
             totals = await run_queries.totals(conn)
             rows = {v.source: v.row_count for v in await fetch_versions(conn)}
+            table_bytes = {t.name: t.bytes for t in await sizes.table_sizes(conn)}
+            database_bytes = await sizes.database_bytes(conn)
     except DATABASE_UNAVAILABLE as exc:
         log.warning("metrics_without_database", error=describe(exc))
         return None
@@ -37,7 +40,9 @@ async def _snapshot(pool: PoolDep) -> DatabaseSnapshot | None:
         )
         for row in totals
     ]
-    return DatabaseSnapshot(runs=runs, rows=rows)
+    return DatabaseSnapshot(
+        runs=runs, rows=rows, table_bytes=table_bytes, database_bytes=database_bytes
+    )
 
 
 @router.get(
@@ -45,9 +50,10 @@ async def _snapshot(pool: PoolDep) -> DatabaseSnapshot | None:
     summary="Prometheus metrics",
     description=(
         "Request counts and latency by route and status; ETL runs and records by source and "
-        "outcome, last success time and rows per source (read from the database at scrape "
-        "time, so every replica reports the same); upstream requests, rate-limit waits and "
-        "retries per source. `cryptoetl_database_up` is 0 when the database did not answer."
+        "outcome, last success time and rows per source, bytes on disk per table and of the "
+        "database (read from the database at scrape time, so every replica reports the "
+        "same); upstream requests, rate-limit waits and retries per source. "
+        "`cryptoetl_database_up` is 0 when the database did not answer."
     ),
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},

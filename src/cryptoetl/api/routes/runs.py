@@ -93,6 +93,7 @@ async def get_run(
             raise HTTPException(404, f"no run with id {run_id}")
         count, rejected = await rejected_queries.of_run(conn, run_id, REJECTED_SAMPLE)
         progress = (await backfill_queries.progress(conn, [run_id])).get(run_id)
+        report = await conn.fetchval("SELECT report FROM etl_runs WHERE id = $1", run_id)
     body = RunDetail.model_validate(
         {
             **_run(row, datetime.now(UTC)),
@@ -101,6 +102,7 @@ async def get_run(
                 sample=[RejectedRecord.model_validate(dict(r)) for r in rejected],
             ),
             "backfill": BackfillProgress.from_row(progress) if progress is not None else None,
+            "report": report,
             "request_id": request_id_of(request),
             "api_latency_ms": latency_ms(request),
         }

@@ -11,8 +11,8 @@ from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.middleware import latency_ms
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.schemas.common import UNAVAILABLE
-from cryptoetl.api.schemas.runs import SourceStats, StatsResponse
-from cryptoetl.db import source_status
+from cryptoetl.api.schemas.runs import SourceStats, StatsResponse, TableSize
+from cryptoetl.db import sizes, source_status
 from cryptoetl.sources import REGISTRY
 
 router = APIRouter(tags=["etl"])
@@ -26,13 +26,17 @@ router = APIRouter(tags=["etl"])
         "For every source: the last run's `records_processed` (records fetched), "
         "`duration_seconds` and `status`, and when the last successful and the last failed "
         "(or partial) runs *finished*. `total_records` is the exact number of rows in the "
-        "unified table (all sources); each source's own count is in its `total_records`."
+        "unified table (all sources); each source's own count is in its `total_records`. "
+        "`database_bytes` and `table_sizes` give the disk the database takes, per table "
+        "(partitions summed), largest first."
     ),
     responses=UNAVAILABLE,
 )
 async def stats(request: Request, pool: PoolDep, settings: SettingsDep) -> JsonResponse:
     async with pool.acquire() as conn:
         overview = await source_status.stats_overview(conn, REGISTRY.names)
+        tables = await sizes.table_sizes(conn)
+        database_bytes = await sizes.database_bytes(conn)
     now = datetime.now(UTC)
     enabled = settings.enabled_sources
     sources = [
@@ -42,6 +46,11 @@ async def stats(request: Request, pool: PoolDep, settings: SettingsDep) -> JsonR
     body = StatsResponse(
         sources=sources,
         total_records=sum(item.total_records for item in sources),
+        database_bytes=database_bytes,
+        table_sizes=[
+            TableSize(table=t.name, bytes=t.bytes, rows_estimate=t.rows)
+            for t in sorted(tables, key=lambda t: (-t.bytes, t.name))
+        ],
         request_id=request_id_of(request),
         api_latency_ms=latency_ms(request),
     )

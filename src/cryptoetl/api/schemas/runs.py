@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -76,11 +77,21 @@ class SourceStats(BaseModel):
         )
 
 
+class TableSize(BaseModel):
+    """One table's size on disk (a partitioned table counts all of its partitions)."""
+
+    table: str = Field(examples=["unified_crypto_data"])
+    bytes: int = Field(description="Bytes on disk, indexes and TOAST included.")
+    rows_estimate: int = Field(description="The planner's row estimate (0 before ANALYZE).")
+
+
 class StatsResponse(BaseModel):
     sources: list[SourceStats]
     total_records: int = Field(
         description="Rows in the unified table, all sources (exact).", examples=[30]
     )
+    database_bytes: int = Field(description="Bytes on disk of the whole database.")
+    table_sizes: list[TableSize] = Field(description="Every table's size, largest first.")
     request_id: str
     api_latency_ms: float
 
@@ -174,6 +185,10 @@ class RunDetail(Run):
     rejected_records: RejectedSummary
     backfill: BackfillProgress | None = Field(
         default=None, description="A backfill run's coins, range and progress."
+    )
+    report: list[dict[str, Any]] | None = Field(
+        default=None,
+        description="A maintenance run's steps (name, summary, counts); null for source runs.",
     )
     request_id: str
     api_latency_ms: float

@@ -1,0 +1,108 @@
+"""GET /api/v1/data/{row_id}/lineage: where one unified row came from, raw record included.
+
+The raw record is looked up in the raw table of the row's source (`raw_http` for sources
+located by coin id and their own time, `raw_csv` for files). After RAW_RETENTION_DAYS raw
+records are retired by whole partitions: the row keeps its values, and its raw reference is
+reported `retired` (with when), not as a broken link.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Path, Request
+from pydantic import BaseModel, Field
+
+from cryptoetl.api.deps import PoolDep
+from cryptoetl.api.errors import request_id_of
+from cryptoetl.api.middleware import latency_ms
+from cryptoetl.api.responses import JsonResponse
+from cryptoetl.api.schemas.common import INVALID, NOT_FOUND, UNAVAILABLE
+from cryptoetl.db import partitions, retention
+from cryptoetl.db.data_query import MAX_ID
+from cryptoetl.models import LocatorKind
+from cryptoetl.sources import REGISTRY
+
+router = APIRouter(tags=["data"])
+
+
+class RawReference(BaseModel):
+    table: str = Field(description="raw_http or raw_csv.", examples=["raw_http"])
+    id: int | None = Field(description="The raw record's id (null: the row has none).")
+    status: str = Field(
+        description="stored; retired (dropped after RAW_RETENTION_DAYS, the row's values "
+        "stay); missing (no such raw record, and none was retired); none (no raw record).",
+        examples=["stored"],
+    )
+    retired_at: datetime | None = Field(description="When it was retired (status retired).")
+    fetched_at: datetime | None = Field(description="When it was fetched (status stored).")
+    payload: Any = Field(description="The record as the source sent it (status stored).")
+
+
+class Lineage(BaseModel):
+    id: int
+    source: str
+    coin_id: str
+    observed_at: datetime
+    ingested_at: datetime
+    run_id: int = Field(description="The run that last wrote the row.")
+    raw: RawReference
+    request_id: str
+    api_latency_ms: float
+
+
+def _raw_table(source: str) -> str:
+    info = REGISTRY.info(source)
+    if info is not None and info.locator is LocatorKind.FILE_LINE:
+        return partitions.RAW_CSV
+    return partitions.RAW_HTTP
+
+
+@router.get(
+    "/api/v1/data/{row_id}/lineage",
+    response_model=Lineage,
+    summary="Where one observation came from",
+    description=(
+        "The unified row's run and its raw record as the source sent it. A raw record older "
+        "than RAW_RETENTION_DAYS was retired with its partition: the row keeps its values and "
+        "`raw.status` is `retired`."
+    ),
+    responses={**NOT_FOUND, **INVALID, **UNAVAILABLE},
+)
+async def lineage(
+    request: Request,
+    pool: PoolDep,
+    row_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The unified row's id.")],
+) -> JsonResponse:
+    async with pool.acquire() as conn:
+        row = await conn.fetchrow(
+            "SELECT id, source, coin_id, observed_at, ingested_at, run_id, raw_id"
+            " FROM unified_crypto_data WHERE id = $1 LIMIT 1",
+            row_id,
+        )
+        if row is None:
+            raise HTTPException(404, f"no observation with id {row_id}")
+        table = _raw_table(row["source"])
+        status, retired_at = await retention.raw_state(conn, table, row["raw_id"])
+        stored = None
+        if status == "stored":
+            stored = await conn.fetchrow(
+                f"SELECT fetched_at, payload FROM {table} WHERE id = $1 LIMIT 1",  # noqa: S608
+                row["raw_id"],
+            )
+    raw = RawReference(
+        table=table,
+        id=row["raw_id"],
+        status=status,
+        retired_at=retired_at,
+        fetched_at=stored["fetched_at"] if stored is not None else None,
+        payload=stored["payload"] if stored is not None else None,
+    )
+    body = Lineage(
+        **{k: row[k] for k in ("id", "source", "coin_id", "observed_at", "ingested_at", "run_id")},
+        raw=raw,
+        request_id=request_id_of(request),
+        api_latency_ms=latency_ms(request),
+    )
+    return JsonResponse(body.model_dump(mode="json"))

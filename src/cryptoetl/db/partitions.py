@@ -1,0 +1,77 @@
+"""The time partitions of the history and raw tables (migration 0011, docs/storage.md).
+
+`ensure` makes sure every instant of a time range has a partition: it calls the database's
+`ensure_partitions`, which creates the missing ones (weekly, monthly or yearly for the unified
+history, daily or coarser for raw records) under an advisory lock. Call it outside any other
+transaction: it commits on its own, so a batch that follows still commits with its cursor in one
+transaction, and a partition created for a batch that then fails is simply there for the retry.
+`list_partitions` reads the partitions and their bounds from the catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+from cryptoetl.db.pool import Connection
+from cryptoetl.models import LocatorKind
+
+UNIFIED = "unified_crypto_data"
+RAW_HTTP = "raw_http"
+RAW_CSV = "raw_csv"
+PARTITIONED = (UNIFIED, RAW_HTTP, RAW_CSV)
+
+
+@dataclass(frozen=True, slots=True)
+class Partition:
+    """One range partition: rows with `lo <= key < hi`."""
+
+    name: str
+    lo: datetime
+    hi: datetime
+
+
+async def ensure(conn: Connection, table: str, lo: datetime, hi: datetime) -> int:
+    """Create the partitions `table` lacks for [lo, hi] (both included); how many were made."""
+    if table not in PARTITIONED:
+        raise ValueError(f"{table} is not a partitioned table")
+    created = await conn.fetchval("SELECT ensure_partitions($1::regclass, $2, $3)", table, lo, hi)
+    return int(created or 0)
+
+
+async def ensure_for(conn: Connection, table: str, times: Iterable[datetime | None]) -> int:
+    """`ensure` for the span of `times` (None ignored); nothing to do without any time."""
+    known = [t for t in times if t is not None]
+    if not known:
+        return 0
+    return await ensure(conn, table, min(known), max(known))
+
+
+async def list_partitions(conn: Connection, table: str) -> list[Partition]:
+    """The range partitions of `table`, oldest first (the DEFAULT partition is not listed)."""
+    rows = await conn.fetch("SELECT name, lo, hi FROM partition_bounds($1::regclass)", table)
+    return [Partition(row["name"], row["lo"], row["hi"]) for row in rows]
+
+
+async def default_rows(conn: Connection) -> int:
+    """How many rows sit in the unified table's DEFAULT partition (none in normal operation:
+    only rows written outside the loader, for a time no partition covers, go there)."""
+    return int(await conn.fetchval(f"SELECT count(*) FROM {UNIFIED}_default"))  # noqa: S608
+
+
+async def ensure_for_batch(
+    conn: Connection,
+    kind: LocatorKind,
+    observed: Iterable[datetime],
+    raw_times: Iterable[datetime | None],
+    fetched_at: datetime,
+) -> int:
+    """The partitions one batch writes to: its observations' times in the unified history, its
+    raw records' locator times in `raw_http` (HTTP sources) or its fetch time in `raw_csv`."""
+    created = await ensure_for(conn, UNIFIED, observed)
+    if kind is LocatorKind.OBSERVATION:
+        created += await ensure_for(conn, RAW_HTTP, raw_times)
+    else:
+        created += await ensure(conn, RAW_CSV, fetched_at, fetched_at)
+    return created
