@@ -111,6 +111,16 @@ class Settings(BaseSettings):
         description="How often the scheduler's leader runs maintenance (first run one interval "
         "after start); 0 leaves it to `cryptoetl maintain`.",
     )
+    full_resolution_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description=(
+            "Observations older than this many days are thinned by `cryptoetl maintain` to the "
+            "last of each (source, coin, UTC hour), after their hour was rolled up; 0 keeps "
+            "every observation."
+        ),
+    )
 
     @field_validator("enabled_sources", mode="before")
     @classmethod

@@ -62,6 +62,12 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("DATABASE_URL", "mysql://u:p@h/db", "DATABASE_URL: must be a postgresql:// URL"),
         ("COINGECKO_BASE_URL", "not a url", "COINGECKO_BASE_URL: Input should be a valid URL"),
         ("ETL_RUN_ON_STARTUP", "maybe", "ETL_RUN_ON_STARTUP: Input should be a valid boolean"),
+        (
+            "FULL_RESOLUTION_DAYS",
+            "-1",
+            "FULL_RESOLUTION_DAYS: Input should be greater than or equal to 0",
+        ),
+        ("FULL_RESOLUTION_DAYS", "a month", "FULL_RESOLUTION_DAYS: Input should be a valid int"),
     ],
 )
 def test_a_bad_value_names_the_variable(

@@ -37,6 +37,11 @@ first and the last observation in the bucket (by `observed_at`), `high` and `low
 `market_cap` and `volume_24h` those of the last observation that has one, `count` how many
 observations fell in the bucket. Buckets with no observation are left out.
 
+Whole hours are read from the hourly rollups, which keep every observation that arrived: an
+hour thinned to its last observation (`FULL_RESOLUTION_DAYS`) still reports its real open,
+high, low and count. A partial hour at either end of [`since`, `until`) is computed from the
+observations stored in it.
+
 With `source`, the series of that source's coins only; without it, sources are combined:
 {COMBINED}.
 
