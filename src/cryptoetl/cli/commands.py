@@ -10,12 +10,18 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import date
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import structlog
 
 from cryptoetl.config import Settings
 from cryptoetl.errors import RunInProgressError
+
+if TYPE_CHECKING:
+    from cryptoetl.db.history_export import DaySlice
 
 log = structlog.get_logger("cryptoetl")
 
@@ -124,4 +130,37 @@ async def assets_rebuild(settings: Settings) -> int:
         reasons = ", ".join(f"{rule} {n:,}" for rule, n in report.unmapped_by_rule.items())
         print(f"unmapped by rule: {reasons}")
         print("the list, with reasons: GET /api/v1/asset-mappings?status=unmapped")
+    return EXIT_OK
+
+
+async def export(
+    settings: Settings,
+    out: Path,
+    since: date | None,
+    until: date | None,
+    sources: Sequence[str] | None,
+    *,
+    force: bool,
+) -> int:
+    """The history as Parquet under `out`; one line per day written on stderr, a total."""
+    from cryptoetl.db.pool import connect
+    from cryptoetl.db.server import prepare_database
+    from cryptoetl.export.history import export_history
+
+    def on_day(part: DaySlice, written: bool) -> None:
+        if written:
+            print(f"  {part.source} {part.day}: {part.rows:,} rows", file=sys.stderr)
+
+    async with prepare_database(settings) as url:
+        conn = await connect(url)
+        try:
+            report = await export_history(
+                conn, out, since=since, until=until, sources=sources, force=force, on_day=on_day
+            )
+        finally:
+            await conn.close()
+    print(
+        f"exported {report.rows_written:,} rows in {len(report.written):,} day files to {out}; "
+        f"{len(report.skipped):,} days unchanged ({report.rows_total:,} rows in range)"
+    )
     return EXIT_OK
