@@ -101,4 +101,3 @@ class DayWriter:
         with contextlib.suppress(Exception):
             self._writer.close()
         self.temporary.unlink(missing_ok=True)
-

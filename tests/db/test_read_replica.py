@@ -1,0 +1,236 @@
+"""DATABASE_READ_URL against a real hot standby: an embedded primary of its own, a standby made
+with `pg_basebackup` and streaming from it, the real app on both, data loaded through the
+primary by the real pipeline.
+
+- reads come from the standby: with its replay paused, a load on the primary is not seen (and
+  no cached page is newer than what the standby holds), and appears once replay resumes;
+- a second app with a 1 s lag limit falls back to the primary while replay is paused, and its
+  health says degraded with the lag;
+- stopping the standby: reads keep answering (from the primary) at once, health says degraded
+  with the reason, /metrics reports it;
+- no write ever reaches the standby: writes (the pipeline, an admin pin) succeed on the
+  primary and the standby's log has no rejected write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from cryptoetl.config import Settings
+from cryptoetl.db.embedded import EmbeddedPostgres
+from cryptoetl.db.migrate import migrate
+from cryptoetl.db.pool import Pool, connect, open_pool
+from cryptoetl.db.server import ensure_database
+from cryptoetl.etl.pipeline import Pipeline
+from cryptoetl.models import RunStatus, RunTrigger
+from tests.support.api_data import eventually
+from tests.support.standby import Standby, make_standby
+
+MakeClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
+CHECK = 0.2  # seconds between replica checks in these tests
+TOKEN = "replica-test-token-0123456789"
+
+
+@dataclass
+class Cluster:
+    primary_url: str
+    standby: Standby
+    primary: Pool
+
+    @property
+    def standby_url(self) -> str:
+        return self.standby.url("cryptoetl")
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
+    """A migrated primary of its own (never the session's shared server) and a streaming hot
+    standby of it."""
+    server = EmbeddedPostgres(tmp_path / "primary")
+    server_url = await asyncio.to_thread(server.start)
+    standby: Standby | None = None
+    try:
+        url = await ensure_database(server_url, "cryptoetl")
+        conn = await connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        standby = await asyncio.to_thread(make_standby, server_url, tmp_path / "replica")
+        async with open_pool(url, max_size=4) as primary:
+            yield Cluster(url, standby, primary)
+    finally:
+        if standby is not None:
+            await asyncio.to_thread(standby.stop)
+        await asyncio.to_thread(server.stop)
+
+
+def settings_for(
+    source_settings: Callable[..., Settings], cluster: Cluster, **extra: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": cluster.primary_url,
+        "database_read_url": cluster.standby_url,
+        "enabled_sources": ("coingecko",),
+        "etl_run_on_startup": False,
+        "admin_token": TOKEN,
+    }
+    values.update(extra)
+    return source_settings(**values)
+
+
+async def total(client: httpx.AsyncClient) -> int:
+    response = await client.get("/api/v1/data", params={"source": "coingecko", "page_size": 5})
+    assert response.status_code == 200, response.text
+    value: int = response.json()["total"]
+    return value
+
+
+async def health(client: httpx.AsyncClient) -> dict[str, Any]:
+    body: dict[str, Any] = (await client.get("/api/v1/health")).json()
+    return body
+
+
+async def standby_sql(cluster: Cluster, sql: str) -> Any:
+    conn = await connect(cluster.standby_url)
+    try:
+        return await conn.fetchval(sql)
+    finally:
+        await conn.close()
+
+
+async def load(settings: Settings, pool: Pool) -> None:
+    outcomes = await Pipeline(settings, pool).run(["coingecko"], RunTrigger.CLI)
+    assert [o.status for o in outcomes] == [RunStatus.SUCCESS]
+
+
+async def test_reads_go_to_the_standby_and_fall_back_to_the_primary(
+    cluster: Cluster, source_settings: Callable[..., Settings], make_client: MakeClient
+) -> None:
+    settings = settings_for(source_settings, cluster)
+    strict = settings_for(source_settings, cluster, read_replica_max_lag_seconds=1)
+    async with (
+        make_client(settings, replica_check_seconds=CHECK) as client,
+        make_client(strict, replica_check_seconds=CHECK) as strict_client,
+    ):
+        # a fresh standby is used once a check finds it caught up
+        state = (await eventually(lambda: health(client), lambda h: h["read_replica"]["in_use"]))[
+            "read_replica"
+        ]
+        assert state["in_use"] is True, state
+        assert state["connected"] is True
+        assert state["lag_seconds"] == 0
+        assert state["target"].endswith("/cryptoetl")
+        assert state["max_lag_seconds"] == 30
+        assert await total(client) == 0
+
+        # 1. a load through the primary (the app's own pool: every write goes there)
+        await load(settings, client.app.state.pool)  # type: ignore[attr-defined]
+        assert await eventually(lambda: total(client), lambda n: n == 250) == 250
+        params = {"source": "coingecko", "sort": "id"}
+        page = (await client.get("/api/v1/data", params=params)).json()
+        in_primary = await cluster.primary.fetch(
+            "SELECT id, price_usd FROM unified_crypto_data ORDER BY id LIMIT 100"
+        )
+        assert [(r["id"], r["price_usd"]) for r in page["data"]] == [tuple(r) for r in in_primary]
+
+        # 2. the standby stops replaying: a load on the primary is not read back until it
+        # resumes, though the primary announced a new data version at once
+        assert await standby_sql(cluster, "SELECT pg_is_in_recovery()") is True
+        await standby_sql(cluster, "SELECT pg_wal_replay_pause()")
+        await cluster.primary.execute(
+            "UPDATE unified_crypto_data SET price_usd = price_usd + 1, ingested_at = now() "
+            "WHERE source = 'coingecko'"
+        )
+        await cluster.primary.execute(
+            "INSERT INTO unified_crypto_data (coin_id, price_usd, source, observed_at, run_id) "
+            "VALUES ('late-coin', 1.5, 'coingecko', now(), 0)"
+        )
+        await asyncio.sleep(1.5)  # the strict app's 1 s limit passes; the primary notified
+        assert (await health(client))["read_replica"]["in_use"] is True
+        assert await total(client) == 250  # what the standby holds, not a cached newer page
+        old = (await client.get("/api/v1/data", params={"coin_id": "late-coin"})).json()
+        assert old["total"] == 0
+
+        strict_health = await eventually(
+            lambda: health(strict_client), lambda h: not h["read_replica"]["in_use"]
+        )
+        assert strict_health["status"] == "degraded"
+        assert "lags" in strict_health["reason"]
+        assert "READ_REPLICA_MAX_LAG_SECONDS=1" in strict_health["reason"]
+        assert strict_health["read_replica"]["lag_seconds"] > 1
+        assert await total(strict_client) == 251  # fell back to the primary
+
+        await standby_sql(cluster, "SELECT pg_wal_replay_resume()")
+        assert await eventually(lambda: total(client), lambda n: n == 251) == 251
+        back = await eventually(
+            lambda: health(strict_client), lambda h: h["read_replica"]["in_use"]
+        )
+        assert back["read_replica"]["lag_seconds"] <= 1
+        metrics = (await client.get("/metrics")).text
+        assert "cryptoetl_read_replica_in_use 1.0" in metrics
+        assert "cryptoetl_read_replica_lag_seconds " in metrics
+
+        # 3. writes still go to the primary while reads go to the standby
+        pin = await client.post(
+            "/admin/asset-pins",
+            json={
+                "source": "coingecko",
+                "coin_id": "late-coin",
+                "asset_id": "late",
+                "symbol": "LATE",
+                "name": "Late Coin",
+            },
+            headers={"Authorization": f"Bearer {TOKEN}"},
+        )
+        assert pin.status_code == 200, pin.text
+        assert (
+            await cluster.primary.fetchval(
+                "SELECT asset_id FROM asset_mappings WHERE coin_id = 'late-coin'"
+            )
+            == "late"
+        )
+
+        # 4. the standby stops: reads answer from the primary at once, health says why
+        await asyncio.to_thread(cluster.standby.stop)
+        assert await total(client) == 251
+        listed = await client.get("/api/v1/runs")
+        assert listed.status_code == 200
+        assert (await client.get("/")).status_code == 200
+        down = await eventually(
+            lambda: health(client), lambda h: not h["read_replica"]["connected"]
+        )
+        assert down["status"] == "degraded"
+        assert down["database_connected"] is True
+        assert "the read replica at" in down["reason"]
+        assert "does not answer" in down["reason"]
+        assert down["read_replica"]["in_use"] is False
+        metrics = (await client.get("/metrics")).text
+        assert "cryptoetl_read_replica_up 0.0" in metrics
+        assert "cryptoetl_read_replica_in_use 0.0" in metrics
+        assert await total(client) == 251
+
+    # no write was ever tried on the standby
+    assert "read-only transaction" not in cluster.standby.server_log()
+    assert "cannot execute" not in cluster.standby.server_log()
+
+
+async def test_a_primary_given_as_read_url_is_not_used_for_reads(
+    cluster: Cluster, source_settings: Callable[..., Settings], make_client: MakeClient
+) -> None:
+    """A DATABASE_READ_URL that is not a standby (say, the primary again, or a promoted one
+    that no longer follows it) is reported and not read from."""
+    settings = settings_for(source_settings, cluster, database_read_url=cluster.primary_url)
+    async with make_client(settings, replica_check_seconds=CHECK) as client:
+        body = await health(client)
+    assert body["status"] == "degraded"
+    assert body["read_replica"]["in_use"] is False
+    assert "is not a standby" in body["reason"]
