@@ -10,7 +10,7 @@
   outcome, the last success time and the row count per source;
 - the read replica (when `DATABASE_READ_URL` is set): up, in use, and its lag, as last checked.
 
-Names (all prefixed `cryptoetl_`) are listed in the README's API section.
+Names (all prefixed `cryptoetl_`) are listed in docs/api.md ("GET /metrics").
 """
 
 from __future__ import annotations

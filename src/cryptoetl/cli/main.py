@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="cryptoetl",
         description=(
             "Keep a PostgreSQL history of cryptocurrency market data fresh and serve it over "
-            "REST. Settings come from the environment and .env (see README)."
+            "REST. Settings come from the environment and .env (see docs/operations.md)."
         ),
     )
     parser.add_argument("--version", action="version", version=f"cryptoetl {__version__}")
