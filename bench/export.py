@@ -12,7 +12,8 @@ What it does, in one run:
    `ru_maxrss` for that child, from `wait4`) and wall time; then the same export again
    without `--force` (every day unchanged: the resume/no-op cost);
 3. prints medians: rows/s of each, export / floor, peak RSS (the issue's limit: < 250 MB),
-   bytes per row on disk. The export directory is removed at the end.
+   bytes per row as Parquet and in PostgreSQL (heap and indexes). The export directory is
+   removed at the end.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ async def floor_seconds(url: str) -> float:
                        (extract(epoch FROM observed_at) * 1000000)::bigint,
                        (extract(epoch FROM ingested_at) * 1000000)::bigint, run_id
                 FROM unified_crypto_data
-                WHERE source = $1 AND observed_at >= $2 AND observed_at < $2 + interval '1 day'
+                WHERE source = $1 AND observed_at >= $2::timestamptz
+                  AND observed_at < $2::timestamptz + interval '1 day'
                 ORDER BY coin_id, observed_at
                 """,
                 row["source"],
@@ -94,6 +96,21 @@ def export_run(url: str, out: Path, *extra: str) -> tuple[float, float, str]:
     return seconds, usage.ru_maxrss / 1024, stdout.strip()
 
 
+async def table_bytes(url: str) -> tuple[int, int, int]:
+    """(heap, indexes, rows) of `unified_crypto_data`."""
+    conn = await asyncpg.connect(url)
+    try:
+        row = await conn.fetchrow(
+            "SELECT pg_relation_size('unified_crypto_data') AS heap, "
+            "pg_indexes_size('unified_crypto_data') AS indexes, count(*) AS rows "
+            "FROM unified_crypto_data"
+        )
+        assert row is not None
+        return row["heap"], row["indexes"], row["rows"]
+    finally:
+        await conn.close()
+
+
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*.parquet"))
 
@@ -111,7 +128,7 @@ def main() -> int:
     try:
         url = asyncio.run(ensure_database(server.start(), BENCH_DB))
         asyncio.run(load(url, args.rows))
-        rows = args.rows
+        heap, indexes, rows = asyncio.run(table_bytes(url))
         for round_ in range(args.rounds):
             floors.append(asyncio.run(floor_seconds(url)))
             shutil.rmtree(out, ignore_errors=True)
@@ -148,7 +165,11 @@ def main() -> int:
         f"{statistics.median(noop_rss):.0f} MB |"
     )
     print(f"- export / floor rate: {floor / export:.2f}")
-    print(f"- on disk: {size / rows:.1f} bytes per row ({size / 1e6:.1f} MB, zstd)")
+    print(f"- Parquet on disk: {size / rows:.1f} bytes per row ({size / 1e6:.1f} MB, zstd)")
+    print(
+        f"- unified_crypto_data in PostgreSQL: heap {heap / rows:.0f} + indexes "
+        f"{indexes / rows:.0f} = {(heap + indexes) / rows:.0f} bytes per row"
+    )
     print(f"- peak RSS {'under' if max(rss) < LIMIT_MB else 'OVER'} the {LIMIT_MB} MB limit")
     return 0
 

@@ -22,6 +22,9 @@ from cryptoetl.db.history_export import DaySlice
 
 FILE_NAME = "part-0.parquet"
 COMPRESSION = "zstd"
+# Rows per Parquet row group: batches from the cursor (smaller, to keep the Python objects of
+# one fetch few) are gathered as Arrow data until a row group is full.
+ROW_GROUP_ROWS = 100_000
 _UTC_MICROS = pa.timestamp("us", tz="UTC")
 SCHEMA = pa.schema(
     [
@@ -84,16 +87,28 @@ class DayWriter:
         self.temporary = self.directory / f".{FILE_NAME}.{os.getpid()}.tmp"
         schema = SCHEMA.with_metadata(_stamp(part))
         self._writer = pq.ParquetWriter(self.temporary, schema, compression=COMPRESSION)
+        self._pending: list[pa.RecordBatch] = []
+        self._pending_rows = 0
         self.rows = 0
 
     def write(self, batch: pa.RecordBatch) -> None:
-        self._writer.write_batch(batch)
+        self._pending.append(batch)
+        self._pending_rows += batch.num_rows
         self.rows += batch.num_rows
+        if self._pending_rows >= ROW_GROUP_ROWS:
+            self._flush()
+
+    def _flush(self) -> None:
+        if self._pending:
+            table = pa.Table.from_batches(self._pending, schema=self._writer.schema)
+            self._writer.write_table(table, row_group_size=max(self._pending_rows, 1))
+        self._pending, self._pending_rows = [], 0
 
     def commit(self) -> None:
         # No fsync: a reader (or a crashed export) never sees a partial file because the
         # rename is atomic; after an OS crash a file that lost its data has no readable footer,
         # which `is_current` treats as missing, so the next export rewrites it.
+        self._flush()
         self._writer.close()
         os.replace(self.temporary, self.path)
 

@@ -17,7 +17,7 @@ from cryptoetl.db.history_export import DaySlice, plan_days, slice_rows, snapsho
 from cryptoetl.db.pool import Connection
 from cryptoetl.export.files import DayWriter, is_current, to_batch
 
-BATCH_ROWS = 50_000
+BATCH_ROWS = 20_000
 
 
 @dataclass(slots=True)
