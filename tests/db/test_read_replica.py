@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import duckdb
 import httpx
 import pytest
 
@@ -31,7 +32,8 @@ from cryptoetl.db.pool import Pool, connect, open_pool
 from cryptoetl.db.server import ensure_database
 from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger
-from tests.support.api_data import eventually
+from tests.support.api_data import eventually, load_rows
+from tests.support.process import CRYPTOETL, clean_env
 from tests.support.standby import Standby, make_standby
 
 MakeClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
@@ -234,3 +236,56 @@ async def test_a_primary_given_as_read_url_is_not_used_for_reads(
     assert body["status"] == "degraded"
     assert body["read_replica"]["in_use"] is False
     assert "is not a standby" in body["reason"]
+
+
+async def export(cluster: Cluster, out: Path, *args: str) -> tuple[int, str, str]:
+    process = await asyncio.create_subprocess_exec(
+        CRYPTOETL,
+        "export",
+        "--out",
+        str(out),
+        *args,
+        env=clean_env(
+            DATABASE_URL=cluster.primary_url,
+            DATABASE_READ_URL=cluster.standby_url,
+            LOG_LEVEL="WARNING",
+        ),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+    )
+    stdout, stderr = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, stdout.decode(), stderr.decode()
+
+
+def exported_rows(out: Path) -> int:
+    with duckdb.connect() as conn:
+        source = f"read_parquet('{out}/**/*.parquet', hive_partitioning = true)"
+        row = conn.execute(f"SELECT count(*) FROM {source}").fetchone()  # noqa: S608
+        assert row is not None
+        return int(row[0])
+
+
+async def test_export_reads_from_the_standby_and_falls_back_to_the_primary(
+    cluster: Cluster, tmp_path: Path
+) -> None:
+    """`cryptoetl export` with DATABASE_READ_URL exports what the standby holds (replay paused:
+    not the primary's newest row); with the standby stopped, what the primary holds."""
+    loaded = await load_rows(cluster.primary, coins=3, steps=30)
+    standby_rows = "SELECT count(*) FROM unified_crypto_data"
+    await eventually(lambda: standby_sql(cluster, standby_rows), lambda n: n == loaded)
+    await standby_sql(cluster, "SELECT pg_wal_replay_pause()")
+    await cluster.primary.execute(
+        "INSERT INTO unified_crypto_data (coin_id, price_usd, source, observed_at, run_id) "
+        "VALUES ('late-coin', 1.5, 'csv', '2025-01-01 12:00+00', 0)"
+    )
+    code, _, stderr = await export(cluster, tmp_path / "a")
+    assert code == 0, stderr
+    assert exported_rows(tmp_path / "a") == loaded  # the standby's rows, not the primary's
+
+    await asyncio.to_thread(cluster.standby.stop)
+    code, _, stderr = await export(cluster, tmp_path / "b")
+    assert code == 0, stderr
+    assert "reading from the primary: cannot connect to PostgreSQL at socket" in stderr
+    assert exported_rows(tmp_path / "b") == loaded + 1

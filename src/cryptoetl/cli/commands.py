@@ -142,9 +142,14 @@ async def export(
     *,
     force: bool,
 ) -> int:
-    """The history as Parquet under `out`; one line per day written on stderr, a total."""
+    """The history as Parquet under `out`; one line per day written on stderr, a total.
+
+    Migrations are applied on the primary like every command; the rows are read from
+    `DATABASE_READ_URL` when it is set (an export is a long read: keep it off the primary),
+    from the primary when it is not, or when the standby does not answer."""
     from cryptoetl.db.pool import connect
     from cryptoetl.db.server import prepare_database
+    from cryptoetl.errors import DatabaseUnavailableError
     from cryptoetl.export.history import export_history
 
     def on_day(part: DaySlice, written: bool) -> None:
@@ -152,7 +157,14 @@ async def export(
             print(f"  {part.source} {part.day}: {part.rows:,} rows", file=sys.stderr)
 
     async with prepare_database(settings) as url:
-        conn = await connect(url)
+        conn = None
+        if settings.database_read_url is not None:
+            try:
+                conn = await connect(settings.database_read_url.get_secret_value())
+            except DatabaseUnavailableError as exc:
+                print(f"cryptoetl: reading from the primary: {exc}", file=sys.stderr)
+        if conn is None:
+            conn = await connect(url)
         try:
             report = await export_history(
                 conn, out, since=since, until=until, sources=sources, force=force, on_day=on_day
