@@ -135,4 +135,10 @@ async def test_bad_arguments_are_one_line_and_exit_2(db_url: str, tmp_path: Path
         db_url, "--out", str(tmp_path), "--since", "2025-02-01", "--until", "2025-01-01"
     )
     assert (code, stderr.strip()) == (2, "cryptoetl: --since is after --until")
+    (tmp_path / "a-file").write_text("not a directory")
+    code, _, stderr = await export(db_url, "--out", str(tmp_path / "a-file"))
+    assert (code, stderr.strip()) == (
+        1,
+        f"cryptoetl: cannot write the export to {tmp_path / 'a-file'}: File exists",
+    )
     assert parquet_files(tmp_path) == []

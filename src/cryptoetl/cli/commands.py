@@ -169,6 +169,12 @@ async def export(
             report = await export_history(
                 conn, out, since=since, until=until, sources=sources, force=force, on_day=on_day
             )
+        except OSError as exc:  # the directory: not writable, a file, the disk full
+            print(
+                f"cryptoetl: cannot write the export to {out}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
         finally:
             await conn.close()
     print(

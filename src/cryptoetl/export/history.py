@@ -8,6 +8,7 @@ rewrites only the days that changed (today's, usually). `force` rewrites every d
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -49,6 +50,8 @@ async def export_history(
 ) -> ExportReport:
     """Write the history (days `since`..`until` inclusive, the given sources) under `out`."""
     report = ExportReport()
+    # before reading anything: a directory that cannot be made fails first
+    await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     async with snapshot(conn):
         for part in await plan_days(conn, since=since, until=until, sources=sources):
             write = force or not is_current(out, part)
