@@ -36,6 +36,7 @@ from cryptoetl.db.pool import (
     describe_target,
     reason_of,
 )
+from cryptoetl.errors import describe
 
 log = structlog.get_logger(__name__)
 
@@ -151,7 +152,15 @@ class ReplicaMonitor:
 
     async def _run(self) -> None:
         while True:
-            state = await self.check()
+            try:
+                state = await self.check()
+            except Exception as exc:  # a bug must not freeze the state: stop using the standby
+                log.exception("read_replica_check_failed")
+                state = ReplicaState(
+                    self.state.target,
+                    reason=f"the read replica could not be checked: {describe(exc)}",
+                    checked_at=datetime.now(UTC),
+                )
             if state.usable != self.state.usable or state.reason != self.state.reason:
                 event = "read_replica_in_use" if state.usable else "read_replica_not_used"
                 log.info(event, reason=state.reason, lag_seconds=state.lag_seconds)
