@@ -193,3 +193,43 @@ async def test_force_rewrites_every_day_and_small_batches_give_the_same_rows(
     assert duck(out, "SELECT count(*), count(DISTINCT id) FROM history") == [
         (5 * STEPS * 3, 5 * STEPS * 3)
     ]
+
+
+def duck_csv(out: Path, sql: str) -> list[tuple[Any, ...]]:
+    """`sql` over a CSV export, `history` being its rows (Hive partitions included)."""
+    with duckdb.connect() as conn:
+        conn.execute("SET TimeZone = 'UTC'")
+        source = f"read_csv('{out}/**/*.csv', hive_partitioning = true, header = true)"
+        conn.execute(f"CREATE VIEW history AS SELECT * FROM {source}")  # noqa: S608
+        rows: list[tuple[Any, ...]] = conn.execute(sql).fetchall()
+        return rows
+
+
+async def test_the_csv_variant_has_the_same_rows_and_values(history: Pool, tmp_path: Path) -> None:
+    out = tmp_path / "csv"
+    async with history.acquire() as conn:
+        report = await export_history(conn, out, fmt="csv")
+        before = files(out)
+        again = await export_history(conn, out, fmt="csv")
+    assert len(report.written) == 9
+    assert (again.rows_written, files(out)) == (0, before)
+    got = duck_csv(out, "SELECT source, date, count(*) FROM history GROUP BY 1, 2 ORDER BY 1, 2")
+    assert got == await db_counts(history)
+    columns = "id, coin_id, name, symbol, price_usd, market_cap, volume_24h, observed_at"
+    in_db = {
+        row[0]: tuple(row)
+        for row in await history.fetch(f"SELECT {columns} FROM unified_crypto_data")  # noqa: S608
+    }
+    exported = {
+        row[0]: row
+        for row in duck_csv(
+            out,
+            "SELECT id, coin_id, name, symbol, price_usd, market_cap, volume_24h, "
+            "observed_at::TIMESTAMPTZ FROM history",
+        )
+    }
+    assert exported == in_db
+    assert sorted(p.name for p in (out / "source=csv" / "date=2025-01-01").iterdir()) == [
+        ".part-0.csv.stamp",
+        "part-0.csv",
+    ]

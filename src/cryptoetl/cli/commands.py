@@ -22,6 +22,7 @@ from cryptoetl.errors import RunInProgressError
 
 if TYPE_CHECKING:
     from cryptoetl.db.history_export import DaySlice
+    from cryptoetl.export.files import Format
 
 log = structlog.get_logger("cryptoetl")
 
@@ -141,8 +142,10 @@ async def export(
     sources: Sequence[str] | None,
     *,
     force: bool,
+    fmt: Format = "parquet",
 ) -> int:
-    """The history as Parquet under `out`; one line per day written on stderr, a total.
+    """The history as Parquet (or CSV) under `out`; one line per day written on stderr, a
+    total.
 
     Migrations are applied on the primary like every command; the rows are read from
     `DATABASE_READ_URL` when it is set (an export is a long read: keep it off the primary),
@@ -167,7 +170,14 @@ async def export(
             conn = await connect(url)
         try:
             report = await export_history(
-                conn, out, since=since, until=until, sources=sources, force=force, on_day=on_day
+                conn,
+                out,
+                since=since,
+                until=until,
+                sources=sources,
+                force=force,
+                fmt=fmt,
+                on_day=on_day,
             )
         except OSError as exc:  # the directory: not writable, a file, the disk full
             print(

@@ -110,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
         help=f"a source to export (repeatable; one of {', '.join(REGISTRY.names)}); default: all",
     )
     export.add_argument("--force", action="store_true", help="rewrite every day, changed or not")
+    export.add_argument(
+        "--format",
+        choices=("parquet", "csv"),
+        default="parquet",
+        help="file format (default: parquet; csv: part-0.csv with a header, same layout)",
+    )
     return parser
 
 
@@ -150,7 +156,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                 return EXIT_CONFIG
             return _run(
                 commands.export(
-                    settings, args.out, args.since, args.until, args.source, force=args.force
+                    settings,
+                    args.out,
+                    args.since,
+                    args.until,
+                    args.source,
+                    force=args.force,
+                    fmt=args.format,
                 )
             )
     except CryptoEtlError as exc:

@@ -1,10 +1,12 @@
-"""One day's Parquet file: its Arrow schema, written batch by batch to a hidden temporary file
-in the day's directory, then renamed over the old file in one step, so a reader sees the old
-file or the new one and never half of either.
+"""One day's file (Parquet, or CSV on request): its Arrow schema, written batch by batch to a
+hidden temporary file in the day's directory, then renamed over the old file in one step, so a
+reader sees the old file or the new one and never half of either.
 
-The file's key-value metadata records the slice it holds (rows, newest `ingested_at`); an
-export that finds the same figures for a day leaves its file alone (`is_current`). A file whose
-footer cannot be read (an OS crash right after the rename) counts as missing.
+A Parquet file's key-value metadata records the slice it holds (rows, newest `ingested_at`); a
+CSV file has a hidden stamp file beside it with the same figures, written after the CSV is in
+place. An export that finds the same figures for a day leaves its file alone (`is_current`). A
+Parquet file whose footer cannot be read (an OS crash right after the rename), or a CSV file
+whose stamp is missing or older, counts as missing.
 """
 
 from __future__ import annotations
@@ -13,14 +15,18 @@ import contextlib
 import os
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
+import pyarrow.csv as pcsv
 import pyarrow.parquet as pq
 
 from cryptoetl.db.history_export import DaySlice
 
+Format = Literal["parquet", "csv"]
+FORMATS: tuple[Format, ...] = ("parquet", "csv")
 FILE_NAME = "part-0.parquet"
+CSV_FILE_NAME = "part-0.csv"
 COMPRESSION = "zstd"
 # Rows per Parquet row group: batches from the cursor (smaller, to keep the Python objects of
 # one fetch few) are gathered as Arrow data until a row group is full.
@@ -53,11 +59,29 @@ def _stamp(part: DaySlice) -> dict[bytes, bytes]:
     return {_ROWS_KEY: str(part.rows).encode(), _INGESTED_KEY: str(part.last_ingested_us).encode()}
 
 
-def is_current(out: Path, part: DaySlice) -> bool:
+def file_name(fmt: Format) -> str:
+    return FILE_NAME if fmt == "parquet" else CSV_FILE_NAME
+
+
+def _stamp_path(directory: Path) -> Path:
+    return directory / f".{CSV_FILE_NAME}.stamp"
+
+
+def _stamp_text(part: DaySlice) -> str:
+    return f"{part.rows} {part.last_ingested_us}\n"
+
+
+def is_current(out: Path, part: DaySlice, fmt: Format = "parquet") -> bool:
     """True when the day's file holds exactly this slice (same rows, same newest write)."""
-    path = day_dir(out, part) / FILE_NAME
+    directory = day_dir(out, part)
+    if fmt == "csv":
+        try:
+            stamped = _stamp_path(directory).read_text()
+        except OSError:
+            return False
+        return stamped == _stamp_text(part) and (directory / CSV_FILE_NAME).is_file()
     try:
-        metadata = pq.read_schema(path).metadata or {}
+        metadata = pq.read_schema(directory / FILE_NAME).metadata or {}
     except (OSError, pa.ArrowInvalid):
         return False
     return (
@@ -79,14 +103,20 @@ class DayWriter:
     """Writes one day's file: `write(batch)` any number of times, then `commit()` renames it
     into place; leaving without `commit()` removes the temporary file."""
 
-    def __init__(self, out: Path, part: DaySlice) -> None:
+    def __init__(self, out: Path, part: DaySlice, fmt: Format = "parquet") -> None:
+        self.part = part
+        self.fmt = fmt
         self.directory = day_dir(out, part)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.path = self.directory / FILE_NAME
-        # hidden (leading dot, no .parquet suffix): no reader's glob picks it up
-        self.temporary = self.directory / f".{FILE_NAME}.{os.getpid()}.tmp"
-        schema = SCHEMA.with_metadata(_stamp(part))
-        self._writer = pq.ParquetWriter(self.temporary, schema, compression=COMPRESSION)
+        self.path = self.directory / file_name(fmt)
+        # hidden (leading dot, no .parquet/.csv suffix): no reader's glob picks it up
+        self.temporary = self.directory / f".{self.path.name}.{os.getpid()}.tmp"
+        self._writer: pq.ParquetWriter | pcsv.CSVWriter
+        if fmt == "csv":
+            self._writer = pcsv.CSVWriter(self.temporary, SCHEMA)
+        else:
+            schema = SCHEMA.with_metadata(_stamp(part))
+            self._writer = pq.ParquetWriter(self.temporary, schema, compression=COMPRESSION)
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self.rows = 0
@@ -99,7 +129,10 @@ class DayWriter:
             self._flush()
 
     def _flush(self) -> None:
-        if self._pending:
+        if self._pending and isinstance(self._writer, pcsv.CSVWriter):
+            for batch in self._pending:
+                self._writer.write_batch(batch)
+        elif self._pending:
             table = pa.Table.from_batches(self._pending, schema=self._writer.schema)
             self._writer.write_table(table, row_group_size=max(self._pending_rows, 1))
         self._pending, self._pending_rows = [], 0
@@ -111,6 +144,11 @@ class DayWriter:
         self._flush()
         self._writer.close()
         os.replace(self.temporary, self.path)
+        if self.fmt == "csv":  # after the file: a stale or missing stamp means "rewrite"
+            stamp = _stamp_path(self.directory)
+            temporary = stamp.with_name(f"{stamp.name}.{os.getpid()}.tmp")
+            temporary.write_text(_stamp_text(self.part))
+            os.replace(temporary, stamp)
 
     def discard(self) -> None:
         with contextlib.suppress(Exception):

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptoetl.db.history_export import DaySlice, plan_days, slice_rows, snapshot
 from cryptoetl.db.pool import Connection
-from cryptoetl.export.files import DayWriter, is_current, to_batch
+from cryptoetl.export.files import DayWriter, Format, is_current, to_batch
 
 BATCH_ROWS = 20_000
 
@@ -45,26 +45,27 @@ async def export_history(
     until: date | None = None,
     sources: Sequence[str] | None = None,
     force: bool = False,
+    fmt: Format = "parquet",
     batch_rows: int = BATCH_ROWS,
     on_day: Callable[[DaySlice, bool], None] | None = None,
 ) -> ExportReport:
-    """Write the history (days `since`..`until` inclusive, the given sources) under `out`."""
+    """Write the history (days `since`..`until` inclusive, the given sources) under `out`, as
+    Parquet (or `fmt="csv"`)."""
     report = ExportReport()
     # before reading anything: a directory that cannot be made fails first
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     async with snapshot(conn):
         for part in await plan_days(conn, since=since, until=until, sources=sources):
-            write = force or not is_current(out, part)
+            write = force or not is_current(out, part, fmt)
             if write:
-                await _write_day(conn, out, part, batch_rows)
+                await _write_day(conn, DayWriter(out, part, fmt), part, batch_rows)
             (report.written if write else report.skipped).append(part)
             if on_day is not None:
                 on_day(part, write)
     return report
 
 
-async def _write_day(conn: Connection, out: Path, part: DaySlice, batch_rows: int) -> None:
-    writer = DayWriter(out, part)
+async def _write_day(conn: Connection, writer: DayWriter, part: DaySlice, batch_rows: int) -> None:
     try:
         async for records in slice_rows(conn, part, batch_rows):
             writer.write(to_batch(records))
