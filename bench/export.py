@@ -10,7 +10,8 @@ What it does, in one run:
    PostgreSQL alone takes to hand the rows over; then `cryptoetl export --out DIR --force` as
    a real subprocess into a fresh directory, its peak resident memory (the kernel's
    `ru_maxrss` for that child, from `wait4`) and wall time; then the same export again
-   without `--force` (every day unchanged: the resume/no-op cost);
+   without `--force` (every day unchanged: the resume/no-op cost); then one over an empty
+   range (the command's start-up alone, to tell it from the export's own time and memory);
 3. prints medians: rows/s of each, export / floor, peak RSS (the issue's limit: < 250 MB),
    bytes per row as Parquet and in PostgreSQL (heap and indexes). The export directory is
    removed at the end.
@@ -123,7 +124,7 @@ def main() -> int:
     WORK.mkdir(parents=True, exist_ok=True)
     out = WORK / "export"
     server = EmbeddedPostgres(WORK / "pg")
-    floors, exports, rss, noops, noop_rss = [], [], [], [], []
+    floors, exports, rss, noops, noop_rss, empties, empty_rss = [], [], [], [], [], [], []
     size = 0
     try:
         url = asyncio.run(ensure_database(server.start(), BENCH_DB))
@@ -139,6 +140,10 @@ def main() -> int:
             seconds, peak, again = export_run(url, out)
             noops.append(seconds)
             noop_rss.append(peak)
+            # start-up alone: the same command over a range with no rows
+            seconds, peak, _ = export_run(url, WORK / "export-empty", "--since", "2100-01-01")
+            empties.append(seconds)
+            empty_rss.append(peak)
             print(
                 f"round {round_ + 1}: floor {floors[-1]:.2f} s, export {exports[-1]:.2f} s "
                 f"({rss[-1]:.0f} MB), again {noops[-1]:.2f} s: {line} / {again}",
@@ -146,10 +151,12 @@ def main() -> int:
             )
     finally:
         shutil.rmtree(out, ignore_errors=True)
+        shutil.rmtree(WORK / "export-empty", ignore_errors=True)
         server.stop()
-    floor, export, noop = (statistics.median(x) for x in (floors, exports, noops))
+    floor, export, noop, empty = (statistics.median(x) for x in (floors, exports, noops, empties))
     peak = statistics.median(rss)
-    print(f"medians of {args.rounds} rounds, {rows:,} rows (2 sources x 1 day of 500,000 rows)")
+    slices = f"2 sources x 1 day of {rows // 2:,} rows"
+    print(f"medians of {args.rounds} rounds, {rows:,} rows ({slices})")
     print("| what | seconds | rows/s | peak RSS |")
     print("|---|---|---|---|")
     print(
@@ -164,7 +171,16 @@ def main() -> int:
         f"| `cryptoetl export` again, every day unchanged | {noop:.2f} | | "
         f"{statistics.median(noop_rss):.0f} MB |"
     )
+    print(
+        f"| `cryptoetl export` of an empty range (start-up alone) | {empty:.2f} | | "
+        f"{statistics.median(empty_rss):.0f} MB |"
+    )
     print(f"- export / floor rate: {floor / export:.2f}")
+    working = max(export - empty, 1e-9)
+    print(
+        f"- without start-up: {rows / working:,.0f} rows/s, {floor / working:.2f} of the floor; "
+        f"memory above start-up: {peak - statistics.median(empty_rss):.0f} MB"
+    )
     print(f"- Parquet on disk: {size / rows:.1f} bytes per row ({size / 1e6:.1f} MB, zstd)")
     print(
         f"- unified_crypto_data in PostgreSQL: heap {heap / rows:.0f} + indexes "
