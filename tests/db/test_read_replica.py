@@ -257,3 +257,28 @@ async def test_export_reads_from_the_standby_and_falls_back_to_the_primary(
     assert code == 0, stderr
     assert "reading from the primary: cannot connect to PostgreSQL at socket" in stderr
     assert exported_rows(tmp_path / "b") == loaded + 1
+
+
+async def test_a_standby_down_at_start_up_leaves_reads_on_the_primary(
+    make_settings: Callable[..., Settings], make_client: MakeClient, pool: Pool, tmp_path: Path
+) -> None:
+    """The service starts with its standby unreachable: it serves from the primary, says why,
+    and exports the replica as down."""
+    await load_rows(pool, coins=2, steps=3, sources=("csv",))
+    missing = f"postgresql://postgres@/cryptoetl?host={tmp_path / 'no-standby'}&port=5432"
+    settings = make_settings(database_read_url=missing)
+    async with make_client(settings, replica_check_seconds=CHECK) as client:
+        response = await client.get("/api/v1/data", params={"source": "csv"})
+        assert response.status_code == 200
+        assert response.json()["total"] == 6
+        body = await health(client)
+        metrics = (await client.get("/metrics")).text
+    assert body["status"] == "degraded"
+    assert body["database_connected"] is True
+    assert body["read_replica"]["connected"] is False
+    assert body["read_replica"]["in_use"] is False
+    assert body["read_replica"]["target"] == f"socket {tmp_path / 'no-standby'}/cryptoetl"
+    assert "the read replica at socket" in body["reason"]
+    assert "does not answer" in body["reason"]
+    assert "cryptoetl_read_replica_up 0.0" in metrics
+    assert "cryptoetl_read_replica_lag_seconds NaN" in metrics
