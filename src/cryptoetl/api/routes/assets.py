@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from cryptoetl.api.deps import PoolDep, SettingsDep
+from cryptoetl.api.deps import ReadPoolDep, SettingsDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.freshness import stale_after_seconds
 from cryptoetl.api.middleware import latency_ms
@@ -85,7 +85,7 @@ def _paged(
 )
 async def search_assets(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     settings: SettingsDep,
     q: Annotated[TextParam, Query(description="Symbol, or part of the name or id.")] = None,
     symbol: Annotated[TextParam, Query(description="Exact symbol, any case.")] = None,
@@ -118,7 +118,7 @@ async def search_assets(
     responses={**NOT_FOUND, **INVALID, **UNAVAILABLE},
 )
 async def get_asset(
-    request: Request, pool: PoolDep, settings: SettingsDep, asset_id: AssetIdParam
+    request: Request, pool: ReadPoolDep, settings: SettingsDep, asset_id: AssetIdParam
 ) -> JsonResponse:
     async with pool.acquire() as conn:
         view = await asset_queries.get_asset(
@@ -141,7 +141,7 @@ async def get_asset(
 )
 async def asset_history(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     asset_id: AssetIdParam,
     interval: Annotated[
         Literal["1h", "1d"], Query(description="Bucket size: an hour or a day (UTC).")
@@ -192,7 +192,7 @@ async def asset_history(
 )
 async def list_mappings(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     source: SourceParam = None,
     status: Annotated[
         Literal["mapped", "unmapped"] | None, Query(description="Only mapped, or unmapped, coins.")
