@@ -189,6 +189,18 @@ async def store_raw(
     return [raw_id for raw_id in ids if raw_id is not None]
 
 
+# Stored rejected text is capped: a 50 MB line is kept as its first characters and its length.
+MAX_STORED_CHARS = 4096
+
+
+def storable(text: str, limit: int = MAX_STORED_CHARS) -> str:
+    """`text` as PostgreSQL can store it and at most about `limit` characters: NUL bytes shown as
+    `\\x00`, and a longer text cut with a marker that keeps its original length."""
+    if len(text) > limit:
+        text = f"{text[:limit]}... [truncated: {len(text):,} characters in all]"
+    return text.replace("\x00", "\\x00")
+
+
 def raw_hash(raw: str) -> str:
     """What identifies a rejected record's content."""
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
@@ -197,7 +209,10 @@ def raw_hash(raw: str) -> str:
 async def store_rejections(
     conn: Connection, source: str, run_id: int, rejections: Sequence[Rejection]
 ) -> None:
-    """Record rejected records; one seen before (same locator and content) is updated."""
+    """Record rejected records; one seen before (same locator and content) is updated.
+
+    The raw text and the reason are stored capped and without NUL bytes (`storable`); the
+    content hash is of the whole original text."""
     if not rejections:
         return
     unique: dict[tuple[str, str], Rejection] = {}
@@ -221,7 +236,7 @@ async def store_rejections(
         [key[0] for key in keys],
         [v.file for v in values],
         [v.line for v in values],
-        [v.raw for v in values],
-        [v.reason for v in values],
+        [storable(v.raw) for v in values],
+        [storable(v.reason) for v in values],
         [key[1] for key in keys],
     )

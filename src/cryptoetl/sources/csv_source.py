@@ -6,8 +6,11 @@ killed at any point resumes at the last committed chunk. An unchanged file is sk
 being read; an appended one continues from its offset; a rewritten one is read again under a
 new fingerprint (the unified table's unique key keeps that idempotent).
 
-A file that cannot be used at all (no price or coin column) becomes one rejection naming the
-columns it has; the other files still load.
+A file that cannot be used at all (not CSV text: compressed or binary; a header that does not
+end within 64 KiB or ends inside a quote; no price or coin column) becomes one rejection naming
+the file and the reason; the other files still load, and the next run skips it until it
+changes. A record that cannot be read (a field over the CSV field size limit, a NUL byte) is
+one rejected row; the rest of its chunk loads.
 """
 
 from __future__ import annotations
@@ -36,7 +39,14 @@ from cryptoetl.models import (
     SourceRecord,
 )
 from cryptoetl.sources.base import SourceContext, SourceInfo
-from cryptoetl.sources.csv_files import ChunkReader, FileState, plan, read_header, resolve
+from cryptoetl.sources.csv_files import (
+    ChunkReader,
+    FileState,
+    Row,
+    plan,
+    read_header,
+    resolve,
+)
 from cryptoetl.transform.common import raw_text
 from cryptoetl.transform.csv_rows import CsvLayout, map_header, read_row, row_payload
 
@@ -98,9 +108,12 @@ class CsvSource:
         self, path: Path, state: FileState, digest: Any, files: dict[str, Any]
     ) -> AsyncIterator[Batch]:
         key = str(path)
-        header, header_end, header_lines, header_text = await asyncio.to_thread(read_header, path)
         mtime = datetime.fromtimestamp(state.mtime_ns / 1e9, UTC)
+        header_text = ""
         try:
+            header, header_end, header_lines, header_text = await asyncio.to_thread(
+                read_header, path
+            )
             if not header:
                 raise CsvFileError(key, "empty file: no header line")
             layout = map_header(header, path.name)
@@ -154,7 +167,9 @@ class CsvSource:
         return ChunkReader(path, state.offset, state.line, digest)
 
     @staticmethod
-    def _record(layout: CsvLayout, row: Any) -> SourceRecord:
+    def _record(layout: CsvLayout, row: Row) -> SourceRecord:
+        if row.error is not None:
+            return SourceRecord({ROW_ERROR: row.error}, position=row.line, raw_text=row.raw)
         payload = row_payload(layout.keys, row.values)
         if isinstance(payload, str):
             return SourceRecord({ROW_ERROR: payload}, position=row.line, raw_text=row.raw)
