@@ -23,7 +23,7 @@ from typing import Protocol
 import asyncpg
 import structlog
 
-from cryptoetl.db import checkpoints, load, runs
+from cryptoetl.db import checkpoints, csv_load, load, runs
 from cryptoetl.db.pool import DATABASE_ERRORS, Pool
 from cryptoetl.errors import RunEndedError, SourceError, describe
 from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
@@ -78,12 +78,17 @@ async def _load_batch(
 ) -> RunCounts:
     """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters."""
     async with pool.acquire() as conn, conn.transaction():
-        await load.ensure_staging(conn)
-        raw_ids = await load.store_raw(
-            conn, kind, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
-        )
-        rows, duplicates = load.stage_rows(prepared.records, raw_ids)
-        upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
+        if prepared.file_rows is not None:
+            upserted = await csv_load.load_file_rows(
+                conn, run.source, run.run_id, prepared.file_rows
+            )
+        else:
+            await load.ensure_staging(conn)
+            raw_ids = await load.store_raw(
+                conn, kind, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
+            )
+            rows, duplicates = load.stage_rows(prepared.records, raw_ids)
+            upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
         await load.store_rejections(conn, run.source, run.run_id, prepared.rejections)
         await checkpoints.move_cursor(conn, run.source, batch.cursor)
         counts = RunCounts(

@@ -1,4 +1,4 @@
-"""Finding CSV files and reading them in chunks from a byte offset (blocking: run in a thread).
+"""Finding CSV files, reading their headers, and what a cursor remembers of each (blocking).
 
 A `FileState` is what the checkpoint remembers of one file: its fingerprint, how far it was
 read (byte offset and line), a SHA-256 of the bytes read so far, and the size and modification
@@ -12,8 +12,7 @@ import csv
 import glob
 import hashlib
 import io
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,6 +35,8 @@ class FileState:
     mtime_ns: int = 0
     complete: bool = False
     error: str | None = None
+    # the number convention each numeric column has shown so far (see `csv_columns`)
+    number_formats: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,76 +189,3 @@ def read_header(path: Path) -> tuple[list[str], int, int, str]:
         raise CsvFileError(path.name, f"the header cannot be read as CSV: {exc}") from None
     lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
     return (rows[0] if rows else []), end, lines, text.rstrip("\r\n")
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """One record: where it starts, its cells, its raw text, and why it could not be read."""
-
-    line: int
-    values: list[str]
-    raw: str
-    error: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    rows: list[Row]
-    offset: int
-    line: int
-    prefix_sha256: str
-    eof: bool
-
-
-class ChunkReader:
-    """Reads records from a byte offset in chunks, tracking offset, line and prefix hash.
-
-    Not async: call `next_chunk` in a worker thread. A quoted field may span lines; a record's
-    line is where it starts.
-    """
-
-    def __init__(self, path: Path, offset: int, line: int, digest: hashlib._Hash) -> None:
-        self.path = path
-        self.offset = offset
-        self.line = line
-        self.digest = digest
-        self._handle = path.open("rb")
-        self._handle.seek(offset)
-        self._pending: list[bytes] = []
-        self._lines = self._physical_lines()
-        self._reader = csv.reader(self._lines)
-
-    def _physical_lines(self) -> Iterator[str]:
-        for raw in self._handle:
-            self._pending.append(raw)
-            yield decode(raw)
-
-    def next_chunk(self, max_rows: int) -> Chunk:
-        rows: list[Row] = []
-        eof = False
-        while len(rows) < max_rows:
-            start_line = self.line
-            error = None
-            try:
-                values = next(self._reader)
-            except StopIteration:
-                eof = True
-                break
-            except csv.Error as exc:
-                values, error = [], f"cannot be read as CSV: {exc}"
-            consumed = self._pending
-            self._pending = []
-            for raw in consumed:
-                self.digest.update(raw)
-                self.offset += len(raw)
-            self.line += len(consumed)
-            if error is None and (not values or (len(values) == 1 and not values[0].strip())):
-                continue  # a blank line carries nothing
-            text = b"".join(consumed).decode("utf-8", errors="replace").rstrip("\r\n")
-            if error is None and any(NUL in value for value in values):
-                values, error = [], "has a NUL byte, which PostgreSQL cannot store"
-            rows.append(Row(start_line, values, text, error))
-        return Chunk(rows, self.offset, self.line, self.digest.hexdigest(), eof)
-
-    def close(self) -> None:
-        self._handle.close()

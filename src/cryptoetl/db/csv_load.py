@@ -1,0 +1,142 @@
+"""Loading a block of CSV rows that arrives as columns (`FileRows`), in the caller's transaction.
+
+The file is registered once per fingerprint in `csv_files`; the block is recorded in
+`csv_chunks`; the rows are COPYed into a staging table and upserted into the unified table by
+the same rules as `load.upsert_unified` (insert, rewrite if changed, else count unchanged). A
+row's raw id is `file_id * 2^32 + line`: no raw copy of an accepted row is written.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import orjson
+
+from cryptoetl.db.load import UpsertCounts
+from cryptoetl.db.pool import Connection
+from cryptoetl.transform.csv_columns import FileRows
+
+LINE_BITS = 32
+
+_STAGING = """
+CREATE TEMP TABLE IF NOT EXISTS stage_csv (
+    coin_id text, name text, symbol text, price_usd double precision,
+    market_cap double precision, volume_24h double precision, observed_us bigint, raw_id bigint
+) ON COMMIT DELETE ROWS
+"""
+_COLUMNS = (
+    "coin_id",
+    "name",
+    "symbol",
+    "price_usd",
+    "market_cap",
+    "volume_24h",
+    "observed_us",
+    "raw_id",
+)
+_UPSERT = """
+WITH written AS (
+    INSERT INTO unified_crypto_data AS u
+        (coin_id, name, symbol, price_usd, market_cap, volume_24h, source, observed_at,
+         run_id, raw_id)
+    SELECT coin_id, name, symbol, price_usd, market_cap, volume_24h, $1,
+           'epoch'::timestamptz + observed_us * interval '1 microsecond', $2, raw_id
+    FROM stage_csv
+    ON CONFLICT (source, coin_id, observed_at) DO UPDATE SET
+        name = EXCLUDED.name, symbol = EXCLUDED.symbol, price_usd = EXCLUDED.price_usd,
+        market_cap = EXCLUDED.market_cap, volume_24h = EXCLUDED.volume_24h,
+        run_id = EXCLUDED.run_id, raw_id = EXCLUDED.raw_id, ingested_at = now()
+    WHERE (u.name, u.symbol, u.price_usd, u.market_cap, u.volume_24h)
+          IS DISTINCT FROM
+          (EXCLUDED.name, EXCLUDED.symbol, EXCLUDED.price_usd, EXCLUDED.market_cap,
+           EXCLUDED.volume_24h)
+    RETURNING (xmax = 0) AS inserted
+)
+SELECT count(*) FILTER (WHERE inserted) AS inserted,
+       count(*) FILTER (WHERE NOT inserted) AS updated
+FROM written
+"""
+
+
+def raw_id(file_id: int, line: int) -> int:
+    """The raw id of a CSV row: its file's id and its line."""
+    return (file_id << LINE_BITS) | line
+
+
+async def register_file(conn: Connection, block: FileRows, run_id: int) -> int:
+    """The `csv_files` id of the block's file version (registered on first sight)."""
+    file_id = await conn.fetchval(
+        """
+        INSERT INTO csv_files (fingerprint, path, size, mtime_ns, first_run_id)
+        VALUES ($1, $2, $3, $4, $5)
+        ON CONFLICT (fingerprint) DO UPDATE SET path = EXCLUDED.path
+        RETURNING id
+        """,
+        block.fingerprint,
+        block.path,
+        block.size,
+        block.mtime_ns,
+        run_id,
+    )
+    return int(file_id)
+
+
+def _nullable(values: np.ndarray) -> list[float | None]:
+    return [None if value != value else value for value in values.tolist()]
+
+
+async def load_file_rows(
+    conn: Connection, source: str, run_id: int, block: FileRows
+) -> UpsertCounts:
+    """Register the file and the block, then upsert the block's accepted rows."""
+    file_id = await register_file(conn, block, run_id)
+    await conn.execute(
+        """
+        INSERT INTO csv_chunks (file_id, first_line, last_line, start_offset, end_offset,
+                                run_id, accepted, rejected, number_formats)
+        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::jsonb)
+        ON CONFLICT (file_id, first_line) DO UPDATE SET
+            last_line = EXCLUDED.last_line, end_offset = EXCLUDED.end_offset,
+            run_id = EXCLUDED.run_id, accepted = EXCLUDED.accepted,
+            rejected = EXCLUDED.rejected, number_formats = EXCLUDED.number_formats,
+            committed_at = now()
+        """,
+        file_id,
+        block.first_line,
+        block.last_line,
+        block.start_offset,
+        block.end_offset,
+        run_id,
+        len(block.rows),
+        len(block.rejections),
+        orjson.dumps(block.number_formats).decode(),
+    )
+    rows = block.rows
+    if not len(rows):
+        return UpsertCounts(0, 0, 0)
+    order = np.argsort(rows.lines, kind="stable").tolist()
+    lines = rows.lines.tolist()
+    prices = rows.price.tolist()
+    caps = _nullable(rows.market_cap)
+    volumes = _nullable(rows.volume)
+    observed = rows.observed_us.tolist()
+    base = file_id << LINE_BITS
+    staged: dict[tuple[str, int], tuple[object, ...]] = {}
+    for i in order:  # in line order: of two rows of one observation, the later line wins
+        coin = rows.coin_id[i]
+        staged[(coin, observed[i])] = (
+            coin,
+            rows.name[i],
+            rows.symbol[i],
+            prices[i],
+            caps[i],
+            volumes[i],
+            observed[i],
+            base | lines[i],
+        )
+    await conn.execute(_STAGING)
+    await conn.copy_records_to_table(
+        "stage_csv", records=staged.values(), columns=_COLUMNS, schema_name="pg_temp"
+    )
+    result = (await conn.fetch(_UPSERT, source, run_id))[0]
+    inserted, updated = int(result["inserted"]), int(result["updated"])
+    return UpsertCounts(inserted, updated, len(rows) - inserted - updated)
