@@ -8,19 +8,21 @@ row's raw id is `file_id * 2^32 + line`: no raw copy of an accepted row is writt
 
 from __future__ import annotations
 
-import numpy as np
+import asyncio
+from collections.abc import AsyncIterator, Sequence
+
 import orjson
 
 from cryptoetl.db.load import UpsertCounts
 from cryptoetl.db.pool import Connection
-from cryptoetl.transform.csv_columns import FileRows
+from cryptoetl.transform.csv_columns import FileRows, StageRecord
 
-LINE_BITS = 32
+COPY_SLICE = 4096  # rows encoded for COPY between two turns of the event loop
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_csv (
     coin_id text, name text, symbol text, price_usd double precision,
-    market_cap double precision, volume_24h double precision, observed_us bigint, raw_id bigint
+    market_cap double precision, volume_24h double precision, observed_us bigint, line bigint
 ) ON COMMIT DELETE ROWS
 """
 _COLUMNS = (
@@ -31,7 +33,7 @@ _COLUMNS = (
     "market_cap",
     "volume_24h",
     "observed_us",
-    "raw_id",
+    "line",
 )
 _UPSERT = """
 WITH written AS (
@@ -39,7 +41,8 @@ WITH written AS (
         (coin_id, name, symbol, price_usd, market_cap, volume_24h, source, observed_at,
          run_id, raw_id)
     SELECT coin_id, name, symbol, price_usd, market_cap, volume_24h, $1,
-           'epoch'::timestamptz + observed_us * interval '1 microsecond', $2, raw_id
+           'epoch'::timestamptz + observed_us * interval '1 microsecond', $2,
+           ($3::bigint << 32) | line
     FROM stage_csv
     ON CONFLICT (source, coin_id, observed_at) DO UPDATE SET
         name = EXCLUDED.name, symbol = EXCLUDED.symbol, price_usd = EXCLUDED.price_usd,
@@ -55,11 +58,6 @@ SELECT count(*) FILTER (WHERE inserted) AS inserted,
        count(*) FILTER (WHERE NOT inserted) AS updated
 FROM written
 """
-
-
-def raw_id(file_id: int, line: int) -> int:
-    """The raw id of a CSV row: its file's id and its line."""
-    return (file_id << LINE_BITS) | line
 
 
 async def register_file(conn: Connection, block: FileRows, run_id: int) -> int:
@@ -80,8 +78,12 @@ async def register_file(conn: Connection, block: FileRows, run_id: int) -> int:
     return int(file_id)
 
 
-def _nullable(values: np.ndarray) -> list[float | None]:
-    return [None if value != value else value for value in values.tolist()]
+async def _slices(records: Sequence[StageRecord]) -> AsyncIterator[StageRecord]:
+    """`records` for COPY, letting the event loop run between slices of them."""
+    for start in range(0, len(records), COPY_SLICE):
+        for record in records[start : start + COPY_SLICE]:
+            yield record
+        await asyncio.sleep(0)
 
 
 async def load_file_rows(
@@ -110,33 +112,12 @@ async def load_file_rows(
         len(block.rejections),
         orjson.dumps(block.number_formats).decode(),
     )
-    rows = block.rows
-    if not len(rows):
-        return UpsertCounts(0, 0, 0)
-    order = np.argsort(rows.lines, kind="stable").tolist()
-    lines = rows.lines.tolist()
-    prices = rows.price.tolist()
-    caps = _nullable(rows.market_cap)
-    volumes = _nullable(rows.volume)
-    observed = rows.observed_us.tolist()
-    base = file_id << LINE_BITS
-    staged: dict[tuple[str, int], tuple[object, ...]] = {}
-    for i in order:  # in line order: of two rows of one observation, the later line wins
-        coin = rows.coin_id[i]
-        staged[(coin, observed[i])] = (
-            coin,
-            rows.name[i],
-            rows.symbol[i],
-            prices[i],
-            caps[i],
-            volumes[i],
-            observed[i],
-            base | lines[i],
-        )
+    if not block.staged:
+        return UpsertCounts(0, 0, len(block.rows))
     await conn.execute(_STAGING)
     await conn.copy_records_to_table(
-        "stage_csv", records=staged.values(), columns=_COLUMNS, schema_name="pg_temp"
+        "stage_csv", records=_slices(block.staged), columns=_COLUMNS, schema_name="pg_temp"
     )
-    result = (await conn.fetch(_UPSERT, source, run_id))[0]
+    result = (await conn.fetch(_UPSERT, source, run_id, file_id))[0]
     inserted, updated = int(result["inserted"]), int(result["updated"])
-    return UpsertCounts(inserted, updated, len(rows) - inserted - updated)
+    return UpsertCounts(inserted, updated, len(block.rows) - inserted - updated)

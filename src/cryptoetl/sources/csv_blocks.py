@@ -203,10 +203,9 @@ class BlockReader:
         if len(self.keys) == 1:
             keep &= np.array([bool(piece[starts[j] : ends[j]].strip()) for j in valid], np.bool_)
         chosen = np.flatnonzero(keep)
-        columns = {
-            key: table.column(i).combine_chunks().take(pa.array(chosen))
-            for i, key in enumerate(self.keys)
-        }
+        columns = {key: table.column(i).combine_chunks() for i, key in enumerate(self.keys)}
+        if len(chosen) < table.num_rows:
+            columns = {key: values.take(pa.array(chosen)) for key, values in columns.items()}
         rows = valid[chosen]
         extra, rejected = self._shaped(
             [(first + j, text) for j, text in sorted(invalid.items())], starts, ends, piece, first

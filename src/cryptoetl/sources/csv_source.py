@@ -47,7 +47,9 @@ from cryptoetl.transform.csv_columns import (
     FileRows,
     NumberFormats,
     RejectedRow,
+    StageRecord,
     read_block,
+    staging_records,
 )
 from cryptoetl.transform.csv_rows import CsvLayout, map_header, read_row
 
@@ -147,7 +149,7 @@ class CsvSource:
             while True:
                 started = time.perf_counter()
                 start_offset = reader.offset
-                block, result = await asyncio.to_thread(
+                block, result, staged = await asyncio.to_thread(
                     self._next_block, reader, layout, mtime, formats
                 )
                 elapsed = (time.perf_counter() - started) * 1000
@@ -183,6 +185,7 @@ class CsvSource:
                         start_offset=start_offset,
                         end_offset=block.offset,
                         rows=result.rows,
+                        staged=staged,
                         rejections=rejections,
                         number_formats=formats.to_json(),
                     )
@@ -196,13 +199,14 @@ class CsvSource:
 
     def _next_block(
         self, reader: BlockReader, layout: CsvLayout, mtime: datetime, formats: NumberFormats
-    ) -> tuple[ReadBlock, BlockResult]:
-        """Read and validate the next block (in a worker thread)."""
+    ) -> tuple[ReadBlock, BlockResult, list[StageRecord]]:
+        """Read, validate and stage the next block (in a worker thread: none of this per-row
+        work runs on the event loop)."""
         block = reader.next_block()
         result = read_block(
             layout, block.block, default_observed_at=mtime, now=self.context.now(), formats=formats
         )
-        return block, result
+        return block, result, staging_records(result.rows)
 
     def _open(
         self,

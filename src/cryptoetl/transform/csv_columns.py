@@ -34,7 +34,8 @@ from cryptoetl.transform.csv_values import (
 )
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_PLAIN_NUMBER = r"^-?[0-9]{1,15}(?:\.[0-9]{1,15})?$"
+MAX_REMEMBERED = 100_000  # distinct coin cells remembered per file
+_PLAIN_NUMBER = r"^-?[0-9]+(?:\.[0-9]+)?$"
 Floats = npt.NDArray[np.float64]
 Ints = npt.NDArray[np.int64]
 Bools = npt.NDArray[np.bool_]
@@ -42,9 +43,13 @@ Bools = npt.NDArray[np.bool_]
 
 @dataclass(slots=True)
 class NumberFormats:
-    """The number convention each numeric column of one file has shown so far."""
+    """The number convention each numeric column of one file has shown so far (and, not
+    saved, the coins of the file read so far: a coin cell is read once per file)."""
 
     by_column: dict[str, str] = field(default_factory=dict)
+    coins: dict[str, tuple[str, str | None, str | None, tuple[str, ...]]] = field(
+        default_factory=dict
+    )
 
     def to_json(self) -> dict[str, str]:
         return dict(self.by_column)
@@ -113,6 +118,8 @@ class FileRows:
     rows: Rows
     rejections: list[Rejection]
     number_formats: dict[str, str]
+    # the accepted rows as the loader COPYs them (`staging_records`), made in the worker thread
+    staged: list[StageRecord] = field(default_factory=list)
 
     @property
     def fetched(self) -> int:
@@ -142,10 +149,14 @@ class _Numbers:
     errors: dict[int, str]  # row -> why unreadable
 
 
-def _numbers(values: pa.Array, column_format: str | None) -> _Numbers:
+def _plain(values: pa.Array) -> Bools:
+    mask: Bools = pc.match_substring_regex(values, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
+    return mask
+
+
+def _numbers(values: pa.Array, plain: Bools, column_format: str | None) -> _Numbers:
     n = len(values)
     out = np.full(n, np.nan)
-    plain = pc.match_substring_regex(values, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
     if plain.any():
         out[plain] = pc.cast(pc.filter(values, pa.array(plain)), pa.float64()).to_numpy()
     errors: dict[int, str] = {}
@@ -167,10 +178,11 @@ def _numbers(values: pa.Array, column_format: str | None) -> _Numbers:
     return _Numbers(out, errors)
 
 
-def _shown_formats(values: pa.Array) -> str | None:
+def _shown_formats(values: pa.Array, plain: Bools) -> str | None:
     """The convention the non-plain cells of a column show (None, one of them, or BOTH)."""
-    plain = pc.match_substring_regex(values, _PLAIN_NUMBER)
-    rest = pc.filter(values, pc.invert(plain))
+    if plain.all():
+        return None
+    rest = pc.filter(values, pa.array(~plain))
     shown: str | None = None
     for text in pc.unique(rest).to_pylist():
         shown = merge_format(shown, number_format(text))
@@ -219,7 +231,13 @@ def read_block(
     # (a block never holds a NUL byte: such rows are rejected before, so it can join the cells)
     joined = pc.binary_join_element_wise(*trio, "\x00") if n else _empty_strings(0)
     uniques, coin_codes = _distinct(joined)
-    coins = [coin_of(layout, *text.split("\x00")) for text in uniques]
+    known = formats.coins if len(formats.coins) < MAX_REMEMBERED else {}
+    coins = []
+    for text in uniques:
+        coin = known.get(text)
+        if coin is None:
+            coin = known[text] = coin_of(layout, *text.split("\x00"))
+        coins.append(coin)
     coin_bad = np.array([bool(c[3]) for c in coins] or [False], np.bool_)[coin_codes]
 
     # numbers: each column follows the convention it has shown so far, this block included
@@ -228,11 +246,12 @@ def read_block(
     for key in (layout.price, layout.market_cap, layout.volume):
         if key is None:
             continue
+        plain = _plain(column(key))
         before = formats.by_column.get(key)
-        after = merge_format(before, _shown_formats(column(key)))
+        after = merge_format(before, _shown_formats(column(key), plain))
         if after is not None and after != before:
             formats.by_column[key] = changed[key] = after
-        numbers[key] = _numbers(column(key), formats.by_column.get(key))
+        numbers[key] = _numbers(column(key), plain, formats.by_column.get(key))
     price = numbers[layout.price]
     cap = numbers.get(layout.market_cap or "", _Numbers(np.full(n, np.nan), {}))
     volume = numbers.get(layout.volume or "", _Numbers(np.full(n, np.nan), {}))
@@ -286,6 +305,35 @@ def read_block(
         observed_us=observed[keep],
     )
     return BlockResult(rows, rejected, changed)
+
+
+# (coin_id, name, symbol, price, market cap, volume, observed_at in microseconds, line)
+StageRecord = tuple[str, str | None, str | None, float, float | None, float | None, int, int]
+
+
+def staging_records(rows: Rows) -> list[StageRecord]:
+    """One record per observation (coin, time) in line order; of two rows of one observation
+    the later line wins, as the row path's staging did."""
+    order = np.argsort(rows.lines, kind="stable").tolist()
+    lines = rows.lines.tolist()
+    prices = rows.price.tolist()
+    caps = [None if v != v else v for v in rows.market_cap.tolist()]
+    volumes = [None if v != v else v for v in rows.volume.tolist()]
+    observed = rows.observed_us.tolist()
+    staged: dict[tuple[str, int], StageRecord] = {}
+    for i in order:
+        coin = rows.coin_id[i]
+        staged[(coin, observed[i])] = (
+            coin,
+            rows.name[i],
+            rows.symbol[i],
+            prices[i],
+            caps[i],
+            volumes[i],
+            observed[i],
+            lines[i],
+        )
+    return list(staged.values())
 
 
 def strings(values: Sequence[Sequence[str]], keys: Sequence[str]) -> dict[str, pa.Array]:
