@@ -189,16 +189,20 @@ async def store_raw(
     return [raw_id for raw_id in ids if raw_id is not None]
 
 
-# Stored rejected text is capped: a 50 MB line is kept as its first characters and its length.
+# Stored rejected text is capped: a 50 MB line is kept as its first characters and its length
+# (the same bound as `db.rejected.SERVED_RAW_CHARS`, so what is stored is served whole).
 MAX_STORED_CHARS = 4096
 
 
 def storable(text: str, limit: int = MAX_STORED_CHARS) -> str:
-    """`text` as PostgreSQL can store it and at most about `limit` characters: NUL bytes shown as
-    `\\x00`, and a longer text cut with a marker that keeps its original length."""
+    """`text` as PostgreSQL can store it: NUL bytes shown as `\\x00`, and a text longer than
+    `limit` characters cut to `limit` characters in all, ending with the marker the API serves
+    (`db.rejected`), which keeps the original length."""
+    text = text.replace("\x00", "\\x00")
     if len(text) > limit:
-        text = f"{text[:limit]}... [truncated: {len(text):,} characters in all]"
-    return text.replace("\x00", "\\x00")
+        marker = f" [... truncated: {len(text)} characters in all]"
+        text = text[: limit - len(marker)] + marker
+    return text
 
 
 def raw_hash(raw: str) -> str:
