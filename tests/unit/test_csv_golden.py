@@ -64,6 +64,9 @@ ODD_FILES = {
         b",2020-01-01,3\nBTCUSD,2020-01-01,4\n"
     ),
     "one_column": b"Close\n1\n\n  \n2\n,\n",
+    "stray_quote": b"Name,Date,Close\n"
+    + b"".join(b'Tv 5" %d,2020-01-%02d,%d\n' % (d, d % 28 + 1, d) for d in range(1, 200))
+    + b'"Ok, fine",2020-02-01,7\nLast,2020-02-02,8\n',
     "huge_field": b"Name,Date,Close\nDoge,2020-01-01,1\nDoge,2020-01-02," + b"9" * 140_000 + b"\n"
     b"Doge,2020-01-03,3\n",
 }

@@ -35,6 +35,8 @@ from cryptoetl.transform.csv_columns import Block, RejectedRow, strings
 from cryptoetl.transform.csv_rows import row_payload
 
 BLOCK_BYTES = 4 << 20
+# A block grows to this many times its size to end outside quotes, then is cut at a line end.
+MAX_GROWTH = 4
 _WELL_FORMED = r'^(?:[^",\r\n]*|"(?:[^"]|"")*")(?:,(?:[^",\r\n]*|"(?:[^"]|"")*"))*\r?\n?$'
 _BOM = b"\xef\xbb\xbf"
 
@@ -109,6 +111,7 @@ class BlockReader:
     def next_block(self) -> ReadBlock:
         data = b""
         want = self.block_bytes
+        by_line = False
         while True:
             more = self._handle.read(want - len(data))
             eof = len(data) + len(more) < want
@@ -116,12 +119,17 @@ class BlockReader:
             cut = _cut(data, eof)
             if cut or eof:
                 break
+            if want >= MAX_GROWTH * self.block_bytes and (last := data.rfind(b"\n")) >= 0:
+                # no line end outside quotes in all this: a stray quote in an unquoted field,
+                # which Python's csv reads literally; read these lines record by record
+                cut, by_line = last + 1, True
+                break
             want *= 2  # one record longer than the block: read on
         piece = data[:cut]
         self._handle.seek(self.offset + cut)
         eof = eof and cut == len(data)
         first = self.line
-        block, rejected, lines = self._parse(piece, first)
+        block, rejected, lines = self._parse(piece, first, by_line)
         self.digest.update(piece)
         self.offset += cut
         self.line += lines
@@ -136,10 +144,13 @@ class BlockReader:
             self.line - 1,
         )
 
-    def _parse(self, piece: bytes, first: int) -> tuple[Block, list[RejectedRow], int]:
+    def _parse(
+        self, piece: bytes, first: int, by_line: bool
+    ) -> tuple[Block, list[RejectedRow], int]:
         starts, ends = _lines(piece)
         simple = (
-            b"\x00" not in piece
+            not by_line
+            and b"\x00" not in piece
             and _BOM not in piece
             and piece.count(b"\r") == piece.count(b"\r\n")
             # a line that may hold a field over Python's limit is refused as before
