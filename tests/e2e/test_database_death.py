@@ -61,6 +61,7 @@ async def test_database_killed_mid_load_comes_back_and_the_run_is_ended(
             "ADMIN_TOKEN": TOKEN,
             "ENABLED_SOURCES": "csv",
             "CSV_FILE_PATH": str(csv),
+            "CSV_BLOCK_BYTES": "1048576",  # about 19,000 rows a commit: many points to die at
             "ETL_RUN_ON_STARTUP": "false",
             "ETL_INTERVAL_SECONDS": "3600",
         },
@@ -129,7 +130,7 @@ async def test_database_killed_mid_load_comes_back_and_the_run_is_ended(
     assert await loaded() == ROWS
     conn = await asyncpg.connect(url)
     try:
-        assert await conn.fetchval("SELECT count(*) FROM raw_csv") == ROWS
+        assert await conn.fetchval("SELECT count(*) FROM csv_row_lineage") == ROWS
         assert await conn.fetchval("SELECT count(*) FROM etl_runs WHERE status = 'running'") == 0
     finally:
         await conn.close()

@@ -1,6 +1,5 @@
 """The `cryptoetl` command line: serve, migrate, maintain, etl run, backfill, assets rebuild,
-export
-(bodies in `commands`).
+export (bodies in `commands`).
 
 Every command reads the settings once, sets up logging, and turns the errors a user can fix
 (a bad setting, an unreachable database, an edited migration) into one line on stderr and a
