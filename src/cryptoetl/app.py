@@ -26,13 +26,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from cryptoetl import __version__
 from cryptoetl.api.cache import DataCaches
+from cryptoetl.api.docs_pages import install_docs
 from cryptoetl.api.errors import install_error_handlers
 from cryptoetl.api.etl import EtlFactory
 from cryptoetl.api.middleware import RequestIdMiddleware
+from cryptoetl.api.query_rules import check_query
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.routes import (
     admin,
@@ -104,7 +106,12 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        docs_url=None,
+        redoc_url=None,
+        # every endpoint: a query parameter it does not know, or one repeated, is a 422
+        dependencies=[Depends(check_query)],
     )
+    app.state.query_rules = {}
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.caches = DataCaches(settings.api_cache_mb * 1024 * 1024)
@@ -113,6 +120,7 @@ def create_app(
     app.state.etl = None
     app.state.pages = Pages()
     install_error_handlers(app)
+    install_docs(app)
     for module in (data, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
         app.include_router(module.router)
     for page in (dashboard, asset_page, rejected_page):

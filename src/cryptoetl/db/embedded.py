@@ -47,6 +47,14 @@ def _prune_dead_handles(pgdata: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
+def _alive(pid: int) -> bool:
+    """True while `pid` runs (a stopped postmaster we started lingers as a zombie child)."""
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
 class EmbeddedPostgres:
     """One embedded server on one data directory."""
 
@@ -86,12 +94,16 @@ class EmbeddedPostgres:
         pid: int | None = self._server.get_pid()
         return pid
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown). Safe to call twice."""
+    def stop(self) -> bool:
+        """Let go of the server: it is stopped (fast shutdown) unless another process still
+        uses it (one that started it, or adopted it too). True when it is no longer running.
+        Safe to call twice."""
+        pid = self.pid
         server, self._server = self._server, None
         if server is None:
-            return
+            return True
         try:
             server.cleanup()
         except (OSError, subprocess.SubprocessError, KeyError) as exc:
             raise EmbeddedPostgresError(str(self.pgdata), f"could not stop: {exc}") from None
+        return pid is None or not _alive(pid)
