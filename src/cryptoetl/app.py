@@ -34,6 +34,7 @@ from cryptoetl.api.docs_pages import install_docs
 from cryptoetl.api.errors import install_error_handlers
 from cryptoetl.api.etl import EtlFactory
 from cryptoetl.api.middleware import RequestIdMiddleware
+from cryptoetl.api.openapi import install_openapi, operation_id
 from cryptoetl.api.query_rules import check_query
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.routes import (
@@ -110,6 +111,7 @@ def create_app(
         redoc_url=None,
         # every endpoint: a query parameter it does not know, or one repeated, is a 422
         dependencies=[Depends(check_query)],
+        generate_unique_id_function=operation_id,
     )
     app.state.query_rules = {}
     app.state.settings = settings
@@ -121,6 +123,7 @@ def create_app(
     app.state.pages = Pages()
     install_error_handlers(app)
     install_docs(app)
+    install_openapi(app)
     for module in (data, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
         app.include_router(module.router)
     for page in (dashboard, asset_page, rejected_page):

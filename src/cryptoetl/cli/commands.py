@@ -129,13 +129,16 @@ async def etl_run(settings: Settings, sources: Sequence[str] | None) -> int:
             try:
                 outcomes = await pipeline.run(sources, RunTrigger.CLI)
             except RunInProgressError as exc:
+                progress.close()
                 print(f"cryptoetl: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
+            progress.close()  # the display ends before the database's last log lines
     except asyncio.CancelledError:
         progress.close()
         print("cryptoetl: stopped; the runs in progress were recorded as failed", file=sys.stderr)
         return 128 + signal.SIGTERM
-    progress.close()
+    finally:
+        progress.close()
     print(format_summary(outcomes), flush=True)
     if all(outcome.status is RunStatus.SUCCESS for outcome in outcomes):
         return EXIT_OK

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from cryptoetl.api.params import SourceName
-from cryptoetl.api.schemas.common import ErrorResponse
+from cryptoetl.api.schemas.common import ErrorResponse, UtcTime
 from cryptoetl.sources import REGISTRY
 
 
@@ -29,7 +28,7 @@ class EtlRunRequest(BaseModel):
 class StartedRunItem(BaseModel):
     source: str = Field(examples=["coingecko"])
     run_id: int = Field(examples=[42])
-    started_at: datetime
+    started_at: UtcTime
     poll: str = Field(
         description="Where to follow this run: its status, counts and error.",
         examples=["/api/v1/runs/42"],
@@ -55,7 +54,7 @@ class RunningRun(BaseModel):
     source: str = Field(examples=["coingecko"])
     status: str = Field(examples=["running"])
     trigger: str = Field(examples=["schedule"])
-    started_at: datetime
+    started_at: UtcTime
     owner: str = Field(description="The process running it: host:pid:token.")
 
 

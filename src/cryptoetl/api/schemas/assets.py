@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryptoetl.api.schemas.common import UtcTime
 from cryptoetl.sources import REGISTRY
 
 SOURCES: list[Any] = list(REGISTRY.names)
@@ -24,8 +24,8 @@ class SourceQuote(_FromAttributes):
     price_usd: float = Field(examples=[97000.0])
     market_cap: float | None = Field(examples=[1.9e12])
     volume_24h: float | None = Field(examples=[3.1e10])
-    observed_at: datetime = Field(description="The source's own time of the observation (UTC).")
-    ingested_at: datetime = Field(description="When cryptoetl stored it (UTC).")
+    observed_at: UtcTime = Field(description="The source's own time of the observation (UTC).")
+    ingested_at: UtcTime = Field(description="When cryptoetl stored it (UTC).")
     age_seconds: float = Field(
         description="Seconds from observed_at to now (negative if the source's clock is ahead)."
     )
@@ -62,7 +62,7 @@ class MappedCoin(_FromAttributes):
     )
     confidence: float = Field(ge=0, le=1, examples=[0.9])
     method: str = Field(description="auto, file or admin: who decided.", examples=["auto"])
-    decided_at: datetime
+    decided_at: UtcTime
 
 
 class AssetOut(_FromAttributes):
@@ -74,7 +74,7 @@ class AssetOut(_FromAttributes):
         "it mirrors)."
     )
     origin: str = Field(description="auto (made by matching), file or admin.")
-    created_at: datetime
+    created_at: UtcTime
     sources: list[SourceQuote] = Field(
         description="The newest observation of each source, side by side, by source name."
     )
@@ -97,7 +97,7 @@ class AssetsPage(BaseModel):
 
 
 class BucketOut(BaseModel):
-    start: datetime = Field(description="Start of the bucket (UTC-aligned hour or day).")
+    start: UtcTime = Field(description="Start of the bucket (UTC-aligned hour or day).")
     open: float = Field(description="Price of the first observation in the bucket.")
     high: float
     low: float
@@ -119,10 +119,10 @@ class HistoryOut(BaseModel):
     combined: str | None = Field(
         description="How sources were combined (null for one source's series)."
     )
-    since: datetime | None
-    until: datetime | None
+    since: UtcTime | None
+    until: UtcTime | None
     buckets: list[BucketOut]
-    next_since: datetime | None = Field(
+    next_since: UtcTime | None = Field(
         description="More buckets follow: pass this as `since` for the next page; null at the end."
     )
     request_id: str
@@ -146,8 +146,8 @@ class MappingOut(_FromAttributes):
     method: str = Field(description="auto, file or admin.")
     reason: str = Field(examples=["only a symbol (BTC), no name: symbols are not unique"])
     evidence: dict[str, Any]
-    decided_at: datetime = Field(description="When the asset, rule or method last changed.")
-    first_seen_at: datetime
+    decided_at: UtcTime = Field(description="When the asset, rule or method last changed.")
+    first_seen_at: UtcTime
 
 
 class MappingsPage(BaseModel):
