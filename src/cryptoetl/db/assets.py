@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from cryptoetl.db.pool import Connection
-from cryptoetl.models import Spread, spread_of
+from cryptoetl.models import Spread, comparable, spread_of
 
 INTERVALS = {"1h": "hour", "1d": "day"}
 MAX_BUCKETS = 10_000
@@ -42,6 +42,7 @@ class SourceQuote:
     ingested_at: datetime
     age_seconds: float
     stale: bool
+    compared: bool = True  # within the spread's window of the asset's newest quote
 
 
 @dataclass(frozen=True, slots=True)
@@ -202,7 +203,9 @@ def _views(
         )
     views = []
     for a in assets:
-        latest = by_asset[a["asset_id"]]
+        quoted = by_asset[a["asset_id"]]
+        near = comparable([q.observed_at for q in quoted], stale_after)
+        latest = [replace(q, compared=kept) for q, kept in zip(quoted, near, strict=True)]
         views.append(
             AssetView(
                 a["asset_id"],
@@ -212,7 +215,7 @@ def _views(
                 a["origin"],
                 a["created_at"],
                 tuple(latest),
-                spread_of([(q.price_usd, q.observed_at) for q in latest]),
+                spread_of([(q.price_usd, q.observed_at) for q in latest], stale_after),
                 tuple(coins_of[a["asset_id"]]),
             )
         )

@@ -47,12 +47,16 @@ def _prune_dead_handles(pgdata: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
-def _alive(pid: int) -> bool:
-    """True while `pid` runs (a stopped postmaster we started lingers as a zombie child)."""
+def _exits(pid: int, timeout: float = 3.0) -> bool:
+    """True when `pid` ends within `timeout` s (a stopped postmaster may outlive its pid file
+    for a moment, or linger as our zombie child: waiting reaps it)."""
     try:
-        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        psutil.Process(pid).wait(timeout)
     except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
         return False
+    return True
 
 
 class EmbeddedPostgres:
@@ -106,4 +110,4 @@ class EmbeddedPostgres:
             server.cleanup()
         except (OSError, subprocess.SubprocessError, KeyError) as exc:
             raise EmbeddedPostgresError(str(self.pgdata), f"could not stop: {exc}") from None
-        return pid is None or not _alive(pid)
+        return pid is None or _exits(pid)

@@ -16,6 +16,7 @@ from cryptoetl.models.assets import (
     Pin,
     Rule,
     Spread,
+    comparable,
     spread_of,
 )
 from cryptoetl.models.records import (
@@ -51,5 +52,6 @@ __all__ = [
     "SourceRecord",
     "Spread",
     "UnifiedRecord",
+    "comparable",
     "spread_of",
 ]

@@ -32,14 +32,18 @@ class SourceQuote(_FromAttributes):
     stale: bool = Field(
         description="Older than three ETL intervals (ETL_INTERVAL_SECONDS x 3): not current."
     )
+    compared: bool = Field(
+        description="In the spread and the median: observed within `spread.window_seconds` "
+        "of the asset's newest price. False: older, shown apart, not compared."
+    )
 
 
 class Spread(_FromAttributes):
     """How far the sources' latest prices disagree."""
 
     percent: float | None = Field(
-        description="(max - min) / median x 100 over the sources' latest prices; null with "
-        "fewer than two sources.",
+        description="(max - min) / median x 100 over the sources' latest prices observed "
+        "within `window_seconds` of the newest one; null with fewer than two such sources.",
         examples=[0.42],
     )
     min_price: float | None
@@ -49,6 +53,16 @@ class Spread(_FromAttributes):
     observed_span_seconds: float | None = Field(
         description="Time between the oldest and the newest compared observation; null with "
         "fewer than two sources."
+    )
+    older: int = Field(
+        description="Sources whose latest price was observed more than `window_seconds` before "
+        "the newest: listed (`compared: false`), not in the median nor the spread.",
+        examples=[1],
+    )
+    window_seconds: float | None = Field(
+        description="How close in time prices must be to be compared: three ETL intervals "
+        "(ETL_INTERVAL_SECONDS x 3), the span after which data is stale.",
+        examples=[2700],
     )
 
 
