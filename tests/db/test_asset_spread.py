@@ -71,6 +71,10 @@ async def test_with_only_old_prices_they_are_compared_among_themselves(
     await sync_assets(pool, refresh=True, force=True)
     async with make_client(make_settings()) as client:
         body = (await client.get("/api/v1/assets/bitcoin")).json()
+        week = parse_html((await client.get("/assets/bitcoin?range=7d")).text)
+    # the last week has no price, but older ones exist: said so, not "no prices yet"
+    empty = week.one("svg", class_="empty").text()
+    assert "No prices in this range: the newest is from 2017-11-22" in empty
     assert body["spread"]["compared"] == 1
     assert body["spread"]["older"] == 0
     assert body["spread"]["median_price"] == 3682.84
