@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -17,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.support.process import clean_env, free_port, postmasters, wait_until
+from tests.support.process import CRYPTOETL, clean_env, free_port, postmasters, wait_until
 
 pytestmark = [
     pytest.mark.e2e,
@@ -129,3 +130,30 @@ def test_sighup_to_make_runs_group_stops_the_embedded_database(tmp_path: Path) -
             leftover.kill()
     text = (tmp_path / "make-run.log").read_text()
     assert "embedded_postgres_stopped" in text
+
+
+def test_a_busy_port_is_one_line_and_exit_status_3(tmp_path: Path) -> None:
+    """The port is bound before anything starts: no database is started, no traceback."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [CRYPTOETL, "serve"],
+            env=clean_env(
+                CRYPTOETL_DATA_DIR=str(tmp_path / "state"),
+                API_HOST="127.0.0.1",
+                API_PORT=str(port),
+                LOG_FORMAT="json",
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    assert done.returncode == 3
+    assert done.stderr.strip().splitlines() == [
+        f"cryptoetl: cannot listen on 127.0.0.1:{port}: Address already in use "
+        "(another server there? set API_PORT or pass --port)"
+    ]
+    assert not (tmp_path / "state" / "pgdata").exists()

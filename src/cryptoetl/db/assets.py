@@ -119,7 +119,13 @@ _QUOTES = """
 SELECT DISTINCT ON (m.asset_id, m.source)
        m.asset_id, m.source, m.coin_id, l.price_usd, l.market_cap, l.volume_24h,
        l.observed_at, l.ingested_at,
-       extract(epoch FROM now() - l.observed_at)::float8 AS age_seconds
+       extract(epoch FROM now() - l.observed_at)::float8 AS age_seconds,
+       extract(epoch FROM now() - (
+           -- the source's last load (a success or partial run), the health check's freshness;
+           -- two probes of etl_runs_source_status_finished
+           SELECT max(r.finished_at) FROM etl_runs AS r
+           WHERE r.source = m.source AND r.status IN ('success', 'partial')
+       ))::float8 AS loaded_seconds_ago
 FROM asset_mappings AS m
 CROSS JOIN LATERAL (
     SELECT u.price_usd, u.market_cap, u.volume_24h, u.observed_at, u.ingested_at
@@ -191,7 +197,9 @@ def _views(
                 q["observed_at"],
                 q["ingested_at"],
                 q["age_seconds"],
-                q["age_seconds"] > stale_after,
+                # one meaning of stale everywhere (health, status page, this): the source
+                # last loaded data more than stale_after ago, or never did
+                q["loaded_seconds_ago"] is None or q["loaded_seconds_ago"] > stale_after,
             )
         )
     coins_of: dict[str, list[MappedCoin]] = defaultdict(list)

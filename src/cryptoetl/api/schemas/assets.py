@@ -30,7 +30,10 @@ class SourceQuote(_FromAttributes):
         description="Seconds from observed_at to now (negative if the source's clock is ahead)."
     )
     stale: bool = Field(
-        description="Older than three ETL intervals (ETL_INTERVAL_SECONDS x 3): not current."
+        description="The source's data is stale, by the health check's rule: its last load "
+        "(a success or partial run) finished more than three ETL intervals ago "
+        "(ETL_INTERVAL_SECONDS x 3), or it never loaded. How old the observation itself is: "
+        "`age_seconds`, and `compared`."
     )
     compared: bool = Field(
         description="In the spread and the median: observed within `spread.window_seconds` "
