@@ -21,9 +21,8 @@ from typing import Any
 
 from tests.support.upstream import Upstream
 
-from cryptoetl.config import load_settings
 from cryptoetl.models import Batch, ResponseMeta, SourceRecord
-from cryptoetl.sources import REGISTRY
+from cryptoetl.sources import REGISTRY, load_settings
 from cryptoetl.sources.base import SourceContext
 from cryptoetl.transform import coingecko, coinpaprika
 
@@ -55,7 +54,9 @@ async def fetch_seconds(upstream: Upstream, name: str) -> float:
         coingecko_requests_per_minute=60_000,
         coinpaprika_requests_per_minute=60_000,
     )
-    source = REGISTRY[name](SourceContext(settings=settings))
+    cls = REGISTRY.get(name)
+    assert cls is not None, name
+    source = cls(SourceContext(settings=settings))
     started = time.perf_counter()
     async for batch in source.fetch({}):
         for item in batch.items:

@@ -9,7 +9,7 @@
   same database reports the same ETL truth: runs by source and outcome, records by source and
   outcome, the last success time and the row count per source.
 
-Names (all prefixed `cryptoetl_`) are listed in the README's API section.
+Names (all prefixed `cryptoetl_`) are listed in docs/api.md ("GET /metrics").
 """
 
 from __future__ import annotations

@@ -33,9 +33,13 @@ async def test_an_unknown_data_parameter_is_a_422_naming_it(
 
 async def test_a_repeated_single_valued_parameter_is_a_422(client: httpx.AsyncClient) -> None:
     response = await client.get("/api/v1/data?source=csv&source=coingecko")
-    assert _named(response) == [("source", "given 2 times; give it once")]
+    assert _named(response) == [
+        ("source", "given more than once; this parameter takes one value (given 2 times)")
+    ]
     response = await client.get("/api/v1/runs?page=1&page=2")
-    assert _named(response) == [("page", "given 2 times; give it once")]
+    assert _named(response) == [
+        ("page", "given more than once; this parameter takes one value (given 2 times)")
+    ]
 
 
 @pytest.mark.parametrize(

@@ -13,13 +13,14 @@ from the code that validates.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import Path, Query
 from fastapi.exceptions import RequestValidationError
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
+from starlette.datastructures import QueryParams
 
 from cryptoetl.db.data_query import (
     DEFAULT_PAGE_SIZE,
@@ -185,8 +186,9 @@ class DataParams(BaseModel):
     )
 
     @classmethod
-    def parse(cls, query: Mapping[str, str]) -> DataParams:
+    def parse(cls, query: QueryParams) -> DataParams:
         """Validate the request's query string, or raise the 422 naming each bad parameter."""
+        # unknown and repeated parameters were refused before (api/query_rules.py)
         try:
             return cls.model_validate(query)
         except ValidationError as exc:

@@ -23,6 +23,8 @@ from fastapi.routing import APIRoute
 from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
+REPEATED = "given more than once; this parameter takes one value"
+
 
 @dataclass(frozen=True, slots=True)
 class QueryRules:
@@ -40,7 +42,7 @@ class QueryRules:
                 known = ", ".join(sorted(self.known)) or "none"
                 problems.append((name, f"is not a parameter of this endpoint (known: {known})"))
             elif count > 1 and name not in self.repeatable:
-                problems.append((name, f"given {count} times; give it once"))
+                problems.append((name, f"{REPEATED} (given {count} times)"))
         return problems
 
 

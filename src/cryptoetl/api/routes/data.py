@@ -1,10 +1,10 @@
 """GET /api/v1/data: the history, filtered, sorted, paged by number or by cursor, or exported.
 
-Where the time goes (design.md section 7) decides the shape of this module: no `count(*)` per
-request (the exact total comes from `source_stats`, or from a count cached per data version),
-no per-row work in Python (PostgreSQL renders the page as one JSON text, spliced into the body
-as bytes), and a response that cannot have changed since the last load is served from a cache
-keyed by the data version, with an ETag.
+Where the time goes (measured in docs/benchmarks.md, "API") decides the shape of this module:
+no `count(*)` per request (the exact total comes from `source_stats`, or from a count cached per
+data version), no per-row work in Python (PostgreSQL renders the page as one JSON text, spliced
+into the body as bytes), and a response that cannot have changed since the last load is served
+from a cache keyed by the data version, with an ETag.
 """
 
 from __future__ import annotations
