@@ -15,6 +15,7 @@ import polars as pl
 import pytest
 
 from cryptoetl.config import Settings
+from cryptoetl.db.data import float_text
 from cryptoetl.db.pool import Pool
 
 TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z")
@@ -147,3 +148,21 @@ async def test_polars_gets_text_columns_when_the_first_lines_have_no_symbol(
     assert frame.schema["name"] == pl.String
     bitcoin = frame.filter(pl.col("coin_id") == "bitcoin")["symbol"].str.to_lowercase()
     assert bitcoin.unique().to_list() == ["btc"]
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (62954300000.0, "62954300000.0"),
+        (0.0, "0.0"),
+        (-5.0, "-5.0"),
+        (999999999999999.0, "999999999999999.0"),
+        (1e15, "1e+15"),
+        (1e-05, "1e-05"),
+        (3682.84, "3682.84"),
+    ],
+)
+async def test_a_float_is_always_written_as_a_float(pool: Pool, value: float, text: str) -> None:
+    written = await pool.fetchval(f"SELECT {float_text('$1::float8')}", value)
+    assert written == text
+    assert float(written) == value

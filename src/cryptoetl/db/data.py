@@ -50,8 +50,11 @@ def time_text(column: str) -> str:
 
 def float_text(column: str) -> str:
     """SQL: `column` (float8) as text that always reads back as a float; NULL stays NULL."""
+    # PostgreSQL writes an integral float below 1e15 without a point (`62954300000`) and
+    # larger ones with an exponent (`1e+15`); a numeric test is cheaper than a regex on text
     text = f"{column}::text"
-    return f"(CASE WHEN {text} ~ '^-?[0-9]+$' THEN {text} || '.0' ELSE {text} END)"
+    whole = f"{column} = trunc({column}) AND abs({column}) < 1e15"
+    return f"(CASE WHEN {whole} THEN {text} || '.0' ELSE {text} END)"
 
 
 def symbol_text(prefix: str = "") -> str:
