@@ -70,6 +70,7 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
             "FULL_RESOLUTION_DAYS: Input should be greater than or equal to 0",
         ),
         ("FULL_RESOLUTION_DAYS", "a month", "FULL_RESOLUTION_DAYS: Input should be a valid int"),
+        (
             "DATABASE_READ_URL",
             "http://standby/db",
             "DATABASE_READ_URL: must be a postgresql:// URL",
