@@ -13,7 +13,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 .DEFAULT_GOAL := help
 # `docker compose` (the plugin), else the standalone `docker-compose`.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-.PHONY: help run test lint fmt migrate etl health stats data up down logs clean bench-api bench-assets bench-web bench-backfill
+.PHONY: help run test lint fmt migrate etl health stats data up down logs clean bench-api bench-assets bench-web bench-export bench-backfill
 
 help: ## list every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -87,6 +87,9 @@ bench-api: $(DEV_STAMP) ## the API bench: 1,000,000 rows, a real server, wrk (se
 bench-assets: $(DEV_STAMP) ## the assets bench: a year of hourly history among 1,000,000 rows (docs/benchmarks.md)
 	$(BIN)/python bench/assets.py
 	$(BIN)/python bench/assets_index_cost.py
+
+bench-export: $(DEV_STAMP) ## the export bench: peak memory and rate of exporting 1,000,000 rows (docs/benchmarks.md)
+	$(BIN)/python bench/export.py
 
 bench-web: $(DEV_STAMP) ## the dashboard bench: each page's latency on 1,000,000 rows (see docs/benchmarks.md)
 	$(BIN)/python bench/pages.py

@@ -9,7 +9,11 @@ on an empty database:
 - raw COPY: 1,000,000 synthetic unified rows COPYed into an identical empty table (the same
   physical limit as `bench/ingest.py`), in this same run;
 - the real command, `cryptoetl etl run --source csv`, as a subprocess: wall time, the run's own
-  duration from `etl_runs`, rows/s, and the peak RSS of the process (polled every 20 ms);
+  duration from `etl_runs`, rows/s, the peak RSS of the process (polled every 20 ms), and the
+  time from start to the first committed block (the first `csv_chunks` row);
+- once: the same load through the real `Pipeline` in this process, with a 10 ms ticker on its
+  event loop: the longest and the 99th-percentile lag, which is how long the API sharing that
+  loop could be kept waiting;
 - once (unless --no-kill): the same load killed with SIGKILL half-way, then run again; the
   bench checks the exact row count and that no observation is duplicated.
 
@@ -41,6 +45,8 @@ CRYPTOETL = str(Path(sys.executable).parent / "cryptoetl")
 TABLES = (
     "unified_crypto_data",
     "raw_csv",
+    "csv_chunks",
+    "csv_files",
     "rejected_records",
     "etl_runs",
     "checkpoints",
@@ -91,9 +97,11 @@ async def counts(url: str) -> tuple[int, int, int, float]:
         await conn.close()
 
 
-async def etl_run(url: str, csv_path: Path, kill_at: int | None = None) -> tuple[float, int]:
-    """Run the command; return (wall seconds, peak RSS bytes). With `kill_at`, SIGKILL it once
-    that many rows are committed."""
+async def etl_run(
+    url: str, csv_path: Path, kill_at: int | None = None
+) -> tuple[float, int, float | None]:
+    """Run the command; return (wall seconds, peak RSS bytes, seconds to the first committed
+    block). With `kill_at`, SIGKILL it once that many rows are committed."""
     env = {
         **os.environ,
         "DATABASE_URL": url,
@@ -115,25 +123,74 @@ async def etl_run(url: str, csv_path: Path, kill_at: int | None = None) -> tuple
     )
     watched = psutil.Process(process.pid)
     peak = 0
-    conn = await asyncpg.connect(url) if kill_at is not None else None
+    first: float | None = None
+    conn = await asyncpg.connect(url)
     try:
         while process.returncode is None:
             try:
                 peak = max(peak, watched.memory_info().rss)
             except psutil.NoSuchProcess:
                 break
-            if conn is not None and kill_at is not None:
-                loaded = await conn.fetchval("SELECT count(*) FROM raw_csv")
+            if first is None and await conn.fetchval("SELECT EXISTS (SELECT FROM csv_chunks)"):
+                first = time.perf_counter() - started
+            if kill_at is not None:
+                loaded = await conn.fetchval("SELECT coalesce(sum(accepted), 0) FROM csv_chunks")
                 if loaded >= kill_at:
                     process.send_signal(signal.SIGKILL)
                     kill_at = None
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(process.wait(), 0.02)
     finally:
-        if conn is not None:
-            await conn.close()
+        await conn.close()
     await process.wait()
-    return time.perf_counter() - started, peak
+    return time.perf_counter() - started, peak, first
+
+
+class _LoadEnd:
+    """A progress sink that notes when the source's load ended (before the asset mapping)."""
+
+    def __init__(self) -> None:
+        self.ended = asyncio.Event()
+
+    def source_started(self, source: str, run_id: int) -> None:
+        return None
+
+    def batch_loaded(self, source: str, counts: object, batches: int, label: str) -> None:
+        return None
+
+    def source_finished(self, outcome: object) -> None:
+        self.ended.set()
+
+
+async def loop_lag(url: str, csv_path: Path) -> tuple[float, float, float]:
+    """The real pipeline in this process with a 10 ms ticker: (max lag and p99 lag while the
+    file loads, max lag including the asset mapping that follows), in seconds."""
+    from cryptoetl.db.pool import open_pool
+    from cryptoetl.etl.pipeline import Pipeline
+    from cryptoetl.models import RunTrigger
+    from cryptoetl.sources import load_settings
+
+    settings = load_settings(
+        env_file=None, database_url=url, csv_file_path=str(csv_path), enabled_sources="csv"
+    )
+    loading: list[float] = []
+    after: list[float] = []
+    done = asyncio.Event()
+    sink = _LoadEnd()
+
+    async def ticker() -> None:
+        while not done.is_set():
+            before = time.perf_counter()
+            await asyncio.sleep(0.01)
+            (after if sink.ended.is_set() else loading).append(time.perf_counter() - before - 0.01)
+
+    async with open_pool(url) as pool:
+        task = asyncio.create_task(ticker())
+        await Pipeline(settings, pool, progress=sink).run(["csv"], RunTrigger.CLI)
+        done.set()
+        await task
+    loading.sort()
+    return loading[-1], loading[int(len(loading) * 0.99)], max([*loading, *after])
 
 
 async def bench(url: str, rows: int, reps: int, kill: bool) -> None:
@@ -157,19 +214,28 @@ async def bench(url: str, rows: int, reps: int, kill: bool) -> None:
             finally:
                 await copy_conn.close()
             await reset(url)
-            wall, peak = await etl_run(url, csv_path)
+            wall, peak, first = await etl_run(url, csv_path)
             loaded, distinct, running, run_seconds = await counts(url)
             assert loaded == distinct == rows, (loaded, distinct)
             assert running == 0
             results.append(
-                {"copy": copy_seconds, "wall": wall, "run": run_seconds, "peak": float(peak)}
+                {
+                    "copy": copy_seconds,
+                    "wall": wall,
+                    "run": run_seconds,
+                    "peak": float(peak),
+                    "first": first or 0.0,
+                }
             )
             print(
                 f"rep {rep + 1}: raw COPY {rows / copy_seconds:,.0f}/s, etl run "
-                f"{rows / run_seconds:,.0f}/s (wall {wall:.1f} s), peak RSS {peak / 2**20:.0f} MiB",
+                f"{rows / run_seconds:,.0f}/s (wall {wall:.1f} s), peak RSS {peak / 2**20:.0f} MiB,"
+                f" first block committed after {first or 0:.2f} s",
                 file=sys.stderr,
                 flush=True,
             )
+        await reset(url)
+        lag = await loop_lag(url, csv_path)
         killed = None
         if kill:
             await reset(url)
@@ -178,7 +244,7 @@ async def bench(url: str, rows: int, reps: int, kill: bool) -> None:
             await etl_run(url, csv_path)
             loaded, distinct, running, _ = await counts(url)
             killed = (partial, running_after_kill, loaded, distinct, running)
-    report(rows, size_mb, reps, str(version), results, killed)
+    report(rows, size_mb, reps, str(version), results, killed, lag)
 
 
 def report(
@@ -188,6 +254,7 @@ def report(
     version: str,
     results: list[dict[str, float]],
     killed: tuple[int, int, int, int, int] | None,
+    lag: tuple[float, float, float],
 ) -> None:
     def median(key: str) -> float:
         return statistics.median(r[key] for r in results)
@@ -201,7 +268,9 @@ def report(
     print("|---|---:|---:|---|")
     copy_runs = ", ".join(f"{rows / r['copy']:,.0f}" for r in results)
     run_runs = ", ".join(f"{rows / r['run']:,.0f}" for r in results)
-    print(f"| raw COPY of 1M unified rows | {rows / median('copy'):,.0f} | 1.00 | {copy_runs} |")
+    print(
+        f"| raw COPY of {rows:,} unified rows | {rows / median('copy'):,.0f} | 1.00 | {copy_runs} |"
+    )
     print(
         f"| `cryptoetl etl run --source csv` (the run) | {rows / median('run'):,.0f} "
         f"| {statistics.median(ratios):.2f} | {run_runs} |"
@@ -210,6 +279,12 @@ def report(
     print(f"| the same, wall clock incl. start-up | {rows / median('wall'):,.0f} | | {wall_runs} |")
     peaks = ", ".join(f"{r['peak'] / 2**20:.0f}" for r in results)
     print(f"peak RSS of the etl process: {median('peak') / 2**20:.0f} MiB (runs: {peaks} MiB)")
+    firsts = ", ".join(f"{r['first']:.2f}" for r in results)
+    print(f"first block committed after {median('first'):.2f} s (runs: {firsts} s)")
+    print(
+        f"event loop lag while loading in process (10 ms ticker): max {lag[0] * 1000:.0f} ms, "
+        f"p99 {lag[1] * 1000:.0f} ms; max {lag[2] * 1000:.0f} ms with the asset mapping after it"
+    )
     if killed is not None:
         partial, running_after_kill, loaded, distinct, running = killed
         print(

@@ -13,7 +13,8 @@ repetition starts from empty tables and measures, in this order:
   unified table, one transaction per batch as in a run;
 - (b) re-load of the same rows: every row unchanged;
 - (c) a load of as many rows, 10 % of them new observations and the rest unchanged;
-- (a) again with the source_stats triggers disabled, for their cost.
+- (a) again with the hourly rollup triggers disabled (0013), for their cost;
+- (a) again with every trigger disabled (source_stats and rollups), for the stats' cost.
 
 Rows are fed in the same batches everywhere (one transaction each). It prints rows/s and the
 ratio to the raw COPY of the same repetition, the medians over the repetitions, and the
@@ -134,13 +135,31 @@ async def one_rep(conn: Conn, rows: list[Row], size: int) -> dict[str, float]:
     exact = await conn.fetchval("SELECT row_count FROM source_stats WHERE source = $1", SOURCE)
     assert exact == n + len(new_rows), exact  # the triggers kept the count exact
 
+    rolled = await conn.fetchval("SELECT sum(count) FROM unified_hourly")
+    assert rolled == n + len(new_rows), rolled  # the rollups counted every observation once
+
+    await fresh(conn)
+    await set_triggers(conn, "DISABLE", ROLLUP_TRIGGERS)
+    try:
+        seconds["(a) first load, rollup triggers off"], _ = await loader(conn, rows, size)
+    finally:
+        await set_triggers(conn, "ENABLE", ROLLUP_TRIGGERS)
+
     await fresh(conn)
     await conn.execute("ALTER TABLE unified_crypto_data DISABLE TRIGGER USER")
     try:
-        seconds["(a) first load, stats triggers off"], _ = await loader(conn, rows, size)
+        seconds["(a) first load, stats and rollup triggers off"], _ = await loader(conn, rows, size)
     finally:
         await conn.execute("ALTER TABLE unified_crypto_data ENABLE TRIGGER USER")
     return seconds
+
+
+ROLLUP_TRIGGERS = ("unified_hourly_insert", "unified_hourly_update", "unified_hourly_delete")
+
+
+async def set_triggers(conn: Conn, action: str, names: Sequence[str]) -> None:
+    for name in names:
+        await conn.execute(f"ALTER TABLE unified_crypto_data {action} TRIGGER {name}")
 
 
 async def bench(url: str, rows_count: int, size: int, reps: int) -> None:
@@ -187,8 +206,15 @@ def report(
             f"| {runs} |"
         )
     trig_on = statistics.median(r["(a) first load"] for r in results)
-    trig_off = statistics.median(r["(a) first load, stats triggers off"] for r in results)
-    print(f"source_stats triggers cost {100 * (trig_on / trig_off - 1):+.0f} % on a first load")
+    no_rollup = statistics.median(r["(a) first load, rollup triggers off"] for r in results)
+    trig_off = statistics.median(
+        r["(a) first load, stats and rollup triggers off"] for r in results
+    )
+    print(f"rollup triggers cost {100 * (trig_on / no_rollup - 1):+.0f} % on a first load")
+    print(
+        f"source_stats triggers cost {100 * (no_rollup / trig_off - 1):+.0f} % on a first load "
+        "without rollups"
+    )
     print(
         f"peak memory (max RSS) of the process: {rss_peak / 1024:,.0f} MiB, of which "
         f"{rss_data / 1024:,.0f} MiB was reached holding the generated rows before loading"

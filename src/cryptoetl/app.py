@@ -4,15 +4,18 @@ Resources are entered on one `AsyncExitStack` and put on `app.state`; nothing li
 module global. With `database_url` given (the CLI prepares the database before serving) the
 lifespan only opens the pool; without it, the lifespan prepares the database itself.
 
-`app.state` holds: `settings`, `pool`, `versions` (the data versions, kept current by
-LISTEN/NOTIFY; see `db/versions.py`), `accepts_connections` (does the server take new
-connections: health asks it), `metrics` (a `cryptoetl.metrics.Metrics`, which is also
+`app.state` holds: `settings`, `pool` (the primary: every write), `reads` (a
+`db.replica.ReadPool`: the read replica when configured and usable, else the primary),
+`versions` (the data versions, kept current by LISTEN/NOTIFY; see `db/versions.py`),
+`accepts_connections` (does the server take new connections: health asks it), `metrics` (a
+`cryptoetl.metrics.Metrics`, which is also
 the `SourceEvents` to hand the pipeline), `caches` and `export_slots` (the data route's),
 `started_at` (when this instance started; the health check's grace period for sources that
 never ran), `pages` (the HTML pages' renderer, `cryptoetl.web`), and `etl` (what the `etl`
 factory yielded, or None; see `api/etl.py`).
 
-The lifespan's order: prepare the database (unless given), open the pool, mark the runs of
+The lifespan's order: prepare the database (unless given), open the pool and the reads (the
+replica's monitor, when `DATABASE_READ_URL` is set), mark the runs of
 dead processes failed (`reap_dead_runs`), watch the data versions, then enter the ETL (the
 scheduler, the leader lease). Leaving runs it backwards: the ETL stops first (its runs are
 cancelled and recorded, the lease released) while the pool is still open, and the pool closes
@@ -52,6 +55,7 @@ from cryptoetl.api.routes import (
 from cryptoetl.api.streaming import EXPORT_SLOTS
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import DATABASE_ERRORS, AcceptsConnections, open_pool
+from cryptoetl.db.replica import CHECK_INTERVAL, open_reads
 from cryptoetl.db.server import prepare_database
 from cryptoetl.db.versions import watch_versions
 from cryptoetl.errors import describe
@@ -78,10 +82,15 @@ sources at `/assets/{id}`, the rejected records at `/rejected`.
 
 
 def create_app(
-    settings: Settings, *, database_url: str | None = None, etl: EtlFactory | None = None
+    settings: Settings,
+    *,
+    database_url: str | None = None,
+    etl: EtlFactory | None = None,
+    replica_check_seconds: float = CHECK_INTERVAL,
 ) -> FastAPI:
     """The app; with `etl` (the CLI passes `cryptoetl.etl.service.open_etl`) it also runs the
-    scheduler and answers the admin trigger."""
+    scheduler and answers the admin trigger. `replica_check_seconds`: how often the read
+    replica (`DATABASE_READ_URL`) is checked."""
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -90,6 +99,16 @@ def create_app(
             if url is None:
                 url = await stack.enter_async_context(prepare_database(settings))
             app.state.pool = pool = await stack.enter_async_context(open_pool(url))
+            read_url = settings.database_read_url
+            app.state.reads = reads = await stack.enter_async_context(
+                open_reads(
+                    pool,
+                    read_url.get_secret_value() if read_url is not None else None,
+                    max_lag=settings.read_replica_max_lag_seconds,
+                    interval=replica_check_seconds,
+                )
+            )
+            app.state.metrics.watch_replica(reads.figures if reads.monitor else None)
             app.state.accepts_connections = AcceptsConnections(url)
             try:
                 await reap_dead_runs(pool)
@@ -126,6 +145,7 @@ def create_app(
         app.include_router(module.router, dependencies=single)
     for page in (dashboard, asset_page, rejected_page):
         app.include_router(page.router)
-    app.add_middleware(BodyLimitMiddleware, settings=settings)
+    admin_routes = [*admin.router.routes, *asset_admin.router.routes]
+    app.add_middleware(BodyLimitMiddleware, settings=settings, routes=admin_routes)
     app.add_middleware(RequestIdMiddleware, metrics=app.state.metrics)
     return app

@@ -57,6 +57,19 @@ class Settings(BaseSettings):
         default=None,
         description="PostgreSQL URL; unset starts an embedded PostgreSQL in CRYPTOETL_DATA_DIR.",
     )
+    database_read_url: SecretStr | None = Field(
+        default=None,
+        description=(
+            "A hot standby of the primary: every read of the API and the dashboard goes there, "
+            "every write to the primary. Unset: reads go to the primary too."
+        ),
+    )
+    read_replica_max_lag_seconds: float = Field(
+        default=30.0,
+        gt=0,
+        le=86400,
+        description="Past this lag behind the primary, reads fall back to the primary.",
+    )
     cryptoetl_data_dir: Path = Field(
         default=Path(".cryptoetl"),
         description="Where the embedded PostgreSQL keeps its data (when DATABASE_URL is unset).",
@@ -111,6 +124,16 @@ class Settings(BaseSettings):
         description="How often the scheduler's leader runs maintenance (first run one interval "
         "after start); 0 leaves it to `cryptoetl maintain`.",
     )
+    full_resolution_days: int = Field(
+        default=30,
+        ge=0,
+        le=36_500,
+        description=(
+            "Observations older than this many days are thinned by `cryptoetl maintain` to the "
+            "last of each (source, coin, UTC hour), after their hour was rolled up; 0 keeps "
+            "every observation."
+        ),
+    )
 
     @field_validator("enabled_sources", mode="before")
     @classmethod
@@ -134,12 +157,12 @@ class Settings(BaseSettings):
             return value or None
         return value
 
-    @field_validator("database_url", "admin_token", mode="before")
+    @field_validator("database_url", "database_read_url", "admin_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: Any) -> Any:
         return empty_is_unset(value)
 
-    @field_validator("database_url")
+    @field_validator("database_url", "database_read_url")
     @classmethod
     def _postgres_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is None:
@@ -175,12 +198,12 @@ class Settings(BaseSettings):
 
     def secrets(self) -> list[str]:
         """Every secret value set, so the log pipeline can mask it wherever it appears."""
-        # the database URL's secret is its password, not the whole URL
-        url = self.database_url.get_secret_value() if self.database_url is not None else None
-        values = [value for value in secret_values(self) if value != url]
+        # a database URL's secret is its password, not the whole URL
+        urls = [u.get_secret_value() for u in (self.database_url, self.database_read_url) if u]
+        values = [value for value in secret_values(self) if value not in urls]
         values += [value for part in self._sources.values() for value in secret_values(part)]
-        if self.database_url is not None:
-            password = urlsplit(self.database_url.get_secret_value()).password
+        for url in urls:
+            password = urlsplit(url).password
             if password:
                 values.append(password)
         return values

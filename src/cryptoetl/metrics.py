@@ -7,14 +7,16 @@
   HTTP requests, rate-limit waits and retries per source, as the pipeline reports them;
 - the database view, read at scrape time (`render(snapshot)`), so every replica serving the
   same database reports the same ETL truth: runs by source and outcome, records by source and
-  outcome, the last success time and the row count per source.
+  outcome, the last success time and the row count per source;
+- the read replica (when `DATABASE_READ_URL` is set): up, in use, and its lag, as last checked.
 
 Names (all prefixed `cryptoetl_`) are listed in docs/api.md ("GET /metrics").
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import math
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -133,6 +135,41 @@ class _DatabaseCollector:
             yield database
 
 
+# () -> (connected, serving reads, lag in seconds or None): the read replica as last checked
+ReplicaFigures = Callable[[], tuple[bool, bool, float | None]]
+
+
+class _ReplicaCollector:
+    """The read replica's families, only when one is configured (`DATABASE_READ_URL`)."""
+
+    def __init__(self) -> None:
+        self.figures: ReplicaFigures | None = None
+
+    def describe(self) -> list[Metric]:
+        return []
+
+    def collect(self) -> Iterator[Metric]:
+        if self.figures is None:
+            return
+        connected, serving, lag = self.figures()
+        up = GaugeMetricFamily(
+            "cryptoetl_read_replica_up", "1 when the read replica answered its last check, else 0."
+        )
+        up.add_metric([], 1 if connected else 0)
+        used = GaugeMetricFamily(
+            "cryptoetl_read_replica_in_use",
+            "1 while reads go to the read replica, 0 while they fall back to the primary.",
+        )
+        used.add_metric([], 1 if serving else 0)
+        lag_family = GaugeMetricFamily(
+            "cryptoetl_read_replica_lag_seconds",
+            "How far the read replica's replay is behind the primary (0: caught up; NaN: "
+            "unknown, the replica does not answer or replayed nothing yet).",
+        )
+        lag_family.add_metric([], math.nan if lag is None else lag)
+        yield from (up, used, lag_family)
+
+
 class Metrics:
     """The metrics of one app; also the `SourceEvents` the pipeline reports to."""
 
@@ -195,6 +232,12 @@ class Metrics:
         self._http_children: dict[tuple[str, str, int], tuple[Any, Any]] = {}
         self._database = _DatabaseCollector()
         r.register(self._database)
+        self._replica = _ReplicaCollector()
+        r.register(self._replica)
+
+    def watch_replica(self, figures: ReplicaFigures | None) -> None:
+        """Export the read replica's state (`figures` is called at each scrape)."""
+        self._replica.figures = figures
 
     # -- the HTTP view ------------------------------------------------------------------------
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:

@@ -18,7 +18,7 @@ from cryptoetl.errors import BackfillRequestError, RunInProgressError
 from cryptoetl.etl.backfill import Backfill
 from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import BackfillRequest, RunStatus, RunTrigger
-from tests.support.upstream import Upstream, rate_limited
+from tests.support.upstream import Upstream, rate_limited, server_error, status
 from tests.support.upstream_history import ETH_OHLCV
 
 SettingsFactory = Callable[..., Settings]
@@ -267,3 +267,44 @@ async def test_a_bad_request_says_what_to_fix(
         await Backfill(settings(), pool).begin(request_)
     async with pool.acquire() as conn:
         assert await conn.fetchval("SELECT count(*) FROM etl_runs") == 0
+
+
+async def test_a_provider_that_gives_no_answer_stops_the_backfill_until_it_is_run_again(
+    settings: SettingsFactory, pool: Pool, upstream: Upstream
+) -> None:
+    upstream.program("coingecko", *[server_error(503)] * 4)
+    request = BackfillRequest("coingecko", coins=["bitcoin", "ethereum"], days=2)
+    backfill = Backfill(settings(max_retries=1), pool)
+    # names: the first two 503s exhaust the retries (a name lookup failing is not fatal)
+    stopped = await backfill.run(request)
+    assert stopped.status is RunStatus.FAILED
+    assert list(stopped.coin_errors) == ["bitcoin"]
+    assert "gave up after 2 attempts: HTTP 503" in stopped.coin_errors["bitcoin"]
+    assert "stopped after bitcoin failed for want of an answer: 1 coins not asked" in (
+        stopped.error or ""
+    )
+    assert history_requests(upstream, "coingecko", "ethereum") == []
+    resumed = await backfill.run(request)
+    assert resumed.status is RunStatus.SUCCESS, resumed.error
+    assert len(await rows(pool, "coingecko", "bitcoin")) == 48
+    assert len(await rows(pool, "coingecko", "ethereum")) == 48
+
+
+async def test_without_a_coin_list_a_declared_asset_still_names_its_coingecko_coin(
+    settings: SettingsFactory, pool: Pool, upstream: Upstream, make_client: Callable[..., Any]
+) -> None:
+    """A CoinGecko mirror with no `/coins/markets`: `bitcoin` is an asset the overrides file
+    declares, so its rows are named after it and its history is Bitcoin's."""
+    upstream.program("coingecko", status(404))  # the coin list lookup
+    outcome = await Backfill(settings(), pool).run(
+        BackfillRequest("coingecko", coins=["bitcoin", "tether"], days=3)
+    )
+    assert outcome.status is RunStatus.SUCCESS, outcome.error
+    assert {(r["name"], r["symbol"]) for r in await rows(pool, "coingecko", "bitcoin")} == {
+        ("Bitcoin", "BTC")
+    }
+    assert {r["symbol"] for r in await rows(pool, "coingecko", "tether")} == {None}
+    async with make_client(settings()) as client:
+        answer = await client.get("/api/v1/assets/bitcoin/history", params={"interval": "1d"})
+    assert answer.status_code == 200, answer.text
+    assert len(answer.json()["buckets"]) >= 3

@@ -41,7 +41,7 @@ async def run_csv(settings: Settings, pool: Pool) -> SourceOutcome:
 
 async def counts(pool: Pool) -> tuple[int, int, int]:
     return (
-        await pool.fetchval("SELECT count(*) FROM raw_csv"),
+        await pool.fetchval("SELECT coalesce(sum(accepted), 0) FROM csv_chunks"),
         await pool.fetchval("SELECT count(*) FROM unified_crypto_data WHERE source = 'csv'"),
         await pool.fetchval("SELECT count(*) FROM rejected_records WHERE source = 'csv'"),
     )
@@ -64,8 +64,11 @@ async def test_the_twelve_real_files_load_with_their_counts(
     assert outcome.counts.fetched == sum(ROWS.values()) + 2991
     assert outcome.counts.rejected == 2991
     per_file = {
-        Path(row["file_path"]).name: row["n"]
-        for row in await pool.fetch("SELECT file_path, count(*) AS n FROM raw_csv GROUP BY 1")
+        Path(row["path"]).name: row["n"]
+        for row in await pool.fetch(
+            "SELECT f.path, sum(c.accepted) AS n FROM csv_chunks c "
+            "JOIN csv_files f ON f.id = c.file_id GROUP BY 1 HAVING sum(c.accepted) > 0"
+        )
     }
     assert per_file == ROWS
     # overlapping files (three Bitcoin histories at midnight) share observations
@@ -83,11 +86,11 @@ async def test_the_twelve_real_files_load_with_their_counts(
 async def test_loaded_values_match_the_files(
     make_settings: Callable[..., Settings], pool: Pool, csv_dir: Path
 ) -> None:
-    """Spot checks against the files, through raw lineage."""
+    """Spot checks against the files, through lineage (file and line, no raw copy)."""
     await run_csv(make_settings(csv_file_path=str(csv_dir)), pool)
     eth = await pool.fetchrow(
-        "SELECT u.price_usd, u.market_cap, u.volume_24h, u.symbol, r.line_no, r.payload "
-        "FROM unified_crypto_data u JOIN raw_csv r ON r.id = u.raw_id "
+        "SELECT u.price_usd, u.market_cap, u.volume_24h, u.symbol, l.line_no, l.file_path "
+        "FROM unified_crypto_data u JOIN csv_row_lineage l ON l.unified_id = u.id "
         "WHERE u.coin_id = 'ethereum' AND u.observed_at = '2015-08-08 23:59:59+00'"
     )
     assert eth is not None
@@ -97,7 +100,8 @@ async def test_loaded_values_match_the_files(
         674188.0,
     )
     assert eth["line_no"] == 2
-    assert eth["payload"]["Close"] == "0.7533249855041504"
+    assert Path(eth["file_path"]).name == "csv_kaggle_coin_Ethereum.csv"
+    assert await pool.fetchval("SELECT count(*) FROM raw_csv") == 0  # no jsonb double write
     # the old Kaggle layout and the D/M/YYYY file both hold Bitcoin on 2018-02-20: the same
     # observation, stored once; both raw rows are kept
     old = await pool.fetchrow(
@@ -106,18 +110,18 @@ async def test_loaded_values_match_the_files(
     )
     assert old is not None
     assert (old["price_usd"], old["volume_24h"]) == (11403.7, 9926540000.0)
-    raw = await pool.fetchval(
-        "SELECT payload FROM raw_csv WHERE file_path LIKE '%old_layout.csv' AND line_no = 2"
+    # a kept file's line is read back from the byte offsets of its committed chunk
+    chunk = await pool.fetchrow(
+        "SELECT f.path, c.first_line, c.start_offset, c.end_offset FROM csv_chunks c "
+        "JOIN csv_files f ON f.id = c.file_id "
+        "WHERE f.path LIKE '%old_layout.csv' AND c.first_line <= 2 AND c.last_line >= 2"
     )
-    assert raw == {
-        "Date": "Feb 20, 2018",
-        "Open": "11231.80",
-        "High": "11958.50",
-        "Low": "11231.80",
-        "Close": "11403.70",
-        "Volume": "9,926,540,000",
-        "Market Cap": "189,536,000,000",
-    }
+    assert chunk is not None
+    kept = Path(chunk["path"]).read_bytes()  # noqa: ASYNC240 - a small file, in a test
+    lines = kept[chunk["start_offset"] : chunk["end_offset"]].splitlines()
+    assert lines[2 - chunk["first_line"]] == (
+        b'"Feb 20, 2018",11231.80,11958.50,11231.80,11403.70,"9,926,540,000","189,536,000,000"'
+    )
     dmy = await pool.fetchval(
         "SELECT price_usd FROM unified_crypto_data "
         "WHERE coin_id = 'decred' AND observed_at = '2017-09-22 00:00:00+00'"
@@ -176,7 +180,9 @@ async def test_an_appended_file_loads_only_its_new_rows(
         handle.write("Bitcoin,2020-01-03,3\nBitcoin,2020-01-04,4\n")
     second = await run_csv(settings, pool)
     assert (second.counts.fetched, second.counts.inserted) == (2, 2)
-    lines = [r["line_no"] for r in await pool.fetch("SELECT line_no FROM raw_csv ORDER BY 1")]
+    lines = [
+        r["line_no"] for r in await pool.fetch("SELECT line_no FROM csv_row_lineage ORDER BY 1")
+    ]
     assert lines == [2, 3, 4, 5]
 
 

@@ -55,6 +55,12 @@ async def test_admin_auth_is_checked_before_the_body(client: httpx.AsyncClient) 
     assert "API_MAX_BODY_KB" in str(body["detail"])
 
 
+async def test_another_method_on_an_admin_path_is_still_405(client: httpx.AsyncClient) -> None:
+    """The early auth check covers the admin routes only, not every method on their paths."""
+    response = await client.request("TRACE", "/admin/etl/run", content=b"{}")
+    assert response.status_code == 405
+
+
 async def test_a_body_without_a_length_is_cut_at_the_limit(client: httpx.AsyncClient) -> None:
     """Chunked (no Content-Length): counted while read, 413 once over the limit."""
 

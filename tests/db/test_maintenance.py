@@ -106,7 +106,12 @@ async def test_old_raw_partitions_retire_whole_and_lineage_says_retired(
     outcome = await run_maintenance(pool, settings, RunTrigger.CLI, str(this_process()), now=NOW)
 
     assert outcome.status is RunStatus.SUCCESS, outcome.errors
-    assert [step.name for step in outcome.steps] == ["partitions_ahead", "retire_raw", "sizes"]
+    assert [step.name for step in outcome.steps] == [
+        "partitions_ahead",
+        "retire_raw",
+        "thin",
+        "sizes",
+    ]
     retire = outcome.steps[1]
     assert retire.counts["partitions"] == 2
     assert retire.counts["rows"] == 8
@@ -152,6 +157,7 @@ async def test_old_raw_partitions_retire_whole_and_lineage_says_retired(
         assert [step["name"] for step in detail["report"]] == [
             "partitions_ahead",
             "retire_raw",
+            "thin",
             "sizes",
         ]
         assert detail["report"][1]["counts"]["rows"] == 8

@@ -12,6 +12,7 @@ from cryptoetl.api.streaming import CHUNK_ROWS, EXPORT_SLOTS, RowStream
 from cryptoetl.db.data import stream_statement
 from cryptoetl.db.data_query import DataFilters, build_query
 from cryptoetl.db.pool import Pool
+from cryptoetl.db.replica import ReadPool
 from tests.support.api_data import load_rows
 
 
@@ -38,7 +39,7 @@ async def test_an_export_is_sent_one_chunk_at_a_time(pool: Pool) -> None:
         messages.append(message)
 
     slots = asyncio.Semaphore(1)
-    await RowStream(pool, sql, args, "csv", slots)({"type": "http"}, receive, send)
+    await RowStream(ReadPool(pool), sql, args, "csv", slots)({"type": "http"}, receive, send)
     start, *bodies = messages
     assert start["status"] == 200
     assert (b"content-type", b"text/csv; charset=utf-8") in start["headers"]

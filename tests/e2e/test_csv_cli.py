@@ -32,10 +32,13 @@ async def test_kill_9_mid_file_then_rerun_gives_exact_rows(
     and ends with exactly one row per line: no duplicate, no loss, nothing left running."""
     path = tmp_path / "big.csv"
     write_big_csv(path, ROWS)
-    env = clean_env(DATABASE_URL=db_url, CSV_FILE_PATH=str(path), LOG_LEVEL="WARNING")
+    # blocks of 64 KiB (about 1,400 rows): many commits to be killed between
+    env = clean_env(
+        DATABASE_URL=db_url, CSV_FILE_PATH=str(path), LOG_LEVEL="WARNING", CSV_BLOCK_BYTES="65536"
+    )
 
     async def a_sixth_in() -> bool:
-        return bool(await pool.fetchval("SELECT count(*) >= 20000 FROM raw_csv"))
+        return bool(await pool.fetchval("SELECT count(*) >= 20000 FROM unified_crypto_data"))
 
     # output is small: a few progress lines at WARNING
     process = await start_etl(env, "--source", "csv")
@@ -54,12 +57,12 @@ async def test_kill_9_mid_file_then_rerun_gives_exact_rows(
     assert rerun.code == 0, rerun.stderr
     assert "success" in rerun.stdout
     assert await pool.fetchval("SELECT count(*) FROM unified_crypto_data") == ROWS
-    assert await pool.fetchval("SELECT count(*) FROM raw_csv") == ROWS
+    assert await pool.fetchval("SELECT count(*) FROM csv_row_lineage") == ROWS
     distinct = await pool.fetchval(
         "SELECT count(*) FROM (SELECT DISTINCT coin_id, observed_at FROM unified_crypto_data) d"
     )
     assert distinct == ROWS
-    lines = await pool.fetchrow("SELECT min(line_no), max(line_no) FROM raw_csv")
+    lines = await pool.fetchrow("SELECT min(line_no), max(line_no) FROM csv_row_lineage")
     assert lines is not None
     assert tuple(lines) == (2, ROWS + 1)
     resumed = await pool.fetchval("SELECT fetched FROM etl_runs WHERE id <> $1", killed["id"])
@@ -73,9 +76,11 @@ async def test_progress_shows_rows_and_rate(db_url: str, tmp_path: Path) -> None
     """Off a terminal, each committed chunk prints its rows and rows/s on stderr."""
     path = tmp_path / "small.csv"
     write_big_csv(path, 12_000)
-    env = clean_env(DATABASE_URL=db_url, CSV_FILE_PATH=str(path), LOG_LEVEL="WARNING")
+    env = clean_env(
+        DATABASE_URL=db_url, CSV_FILE_PATH=str(path), LOG_LEVEL="WARNING", CSV_BLOCK_BYTES="200000"
+    )
     finished = await etl(env, "--source", "csv")
     assert finished.code == 0, finished.stderr
     progress = [line for line in finished.stderr.splitlines() if "rows/s" in line]
-    assert len(progress) == 3  # chunks of 5,000 rows
-    assert progress[-1].startswith("csv: small.csv lines 10002-12001: 12000 rows (")
+    assert len(progress) == 4  # one per block of at most 200,000 bytes (the file: 639,327)
+    assert progress[-1].startswith("csv: small.csv lines 11294-12001: 12000 rows (")

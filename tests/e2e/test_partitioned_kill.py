@@ -94,10 +94,15 @@ async def test_maintain_command_reports_and_is_recorded(db_url: str, pool: Pool)
         out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     lines = out.decode().splitlines()
-    assert [line.split(":")[0] for line in lines[:3]] == ["partitions_ahead", "retire_raw", "sizes"]
-    assert "500 observations; per observation: unified" in lines[2]
+    assert [line.split(":")[0] for line in lines[:4]] == [
+        "partitions_ahead",
+        "retire_raw",
+        "thin",
+        "sizes",
+    ]
+    assert "500 observations; per observation: unified" in lines[3]
     assert lines[-1].endswith(": success")
     run = await pool.fetchrow("SELECT source, trigger, status, report FROM etl_runs")
     assert run is not None
     assert (run["source"], run["trigger"], run["status"]) == ("maintenance", "cli", "success")
-    assert len(run["report"]) == 3
+    assert len(run["report"]) == 4

@@ -11,6 +11,8 @@ from cryptoetl.config import Settings
 from cryptoetl.models import Accepted, Batch, Rejection
 from cryptoetl.sources import REGISTRY
 from cryptoetl.sources.base import Source, SourceContext
+from cryptoetl.transform.csv_columns import FileRows
+from tests.support.csv_golden import accepted_of
 from tests.support.upstream import Upstream
 
 
@@ -48,10 +50,14 @@ def make_source(name: str, settings: Settings, **context: Any) -> Source:
 
 
 async def run_source(source: Source, cursor: Mapping[str, Any] | None = None) -> Outcome:
-    """Fetch every batch and transform every item, as the pipeline would."""
+    """Fetch every batch and transform every item, as the pipeline would (a batch of columns,
+    validated by its source, gives its rows and rejections as they are)."""
     outcome = Outcome([], [], [])
     async for batch in source.fetch(cursor or {}):
         outcome.batches.append(batch)
+        if isinstance(batch.columns, FileRows):
+            outcome.accepted.extend(accepted_of(batch))
+            outcome.rejected.extend(batch.columns.rejections)
         for item in batch.items:
             result = source.transform(item, batch)
             if isinstance(result, Accepted):

@@ -25,6 +25,8 @@ def test_defaults_follow_the_seed() -> None:
     assert settings.log_level == "INFO"
     assert settings.cryptoetl_data_dir == Path(".cryptoetl")
     assert settings.enabled_sources == REGISTRY.names
+    assert settings.database_read_url is None  # reads go to the primary
+    assert settings.read_replica_max_lag_seconds == 30
 
 
 def test_values_are_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -62,6 +64,28 @@ def test_dotenv_file_is_read(tmp_path: Path) -> None:
         ("DATABASE_URL", "mysql://u:p@h/db", "DATABASE_URL: must be a postgresql:// URL"),
         ("COINGECKO_BASE_URL", "not a url", "COINGECKO_BASE_URL: Input should be a valid URL"),
         ("ETL_RUN_ON_STARTUP", "maybe", "ETL_RUN_ON_STARTUP: Input should be a valid boolean"),
+        (
+            "FULL_RESOLUTION_DAYS",
+            "-1",
+            "FULL_RESOLUTION_DAYS: Input should be greater than or equal to 0",
+        ),
+        ("FULL_RESOLUTION_DAYS", "a month", "FULL_RESOLUTION_DAYS: Input should be a valid int"),
+        (
+            "DATABASE_READ_URL",
+            "http://standby/db",
+            "DATABASE_READ_URL: must be a postgresql:// URL",
+        ),
+        ("DATABASE_READ_URL", "postgresql://h:99999/db", "DATABASE_READ_URL: has an invalid port"),
+        (
+            "READ_REPLICA_MAX_LAG_SECONDS",
+            "0",
+            "READ_REPLICA_MAX_LAG_SECONDS: Input should be greater than 0",
+        ),
+        (
+            "READ_REPLICA_MAX_LAG_SECONDS",
+            "soon",
+            "READ_REPLICA_MAX_LAG_SECONDS: Input should be a valid number",
+        ),
     ],
 )
 def test_a_bad_value_names_the_variable(
@@ -113,3 +137,17 @@ def test_secrets_lists_keys_and_the_database_password() -> None:
         admin_token="tok-123456",
     )
     assert set(settings.secrets()) == {"dbpass123", "cg-key-1", "tok-123456"}
+
+
+def test_the_read_replica_url_is_read_and_its_password_masked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("DATABASE_READ_URL", "postgresql://app:standbypass@standby:5432/x")
+    monkeypatch.setenv("READ_REPLICA_MAX_LAG_SECONDS", "2.5")
+    monkeypatch.setenv("DATABASE_URL", " ")  # blank is unset, as for every URL
+    settings = load_settings(env_file=None)
+    assert settings.database_read_url is not None
+    assert settings.database_read_url.get_secret_value().endswith("@standby:5432/x")
+    assert settings.read_replica_max_lag_seconds == 2.5
+    assert settings.database_url is None
+    assert settings.secrets() == ["standbypass"]

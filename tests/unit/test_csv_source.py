@@ -15,7 +15,9 @@ from cryptoetl.models import Accepted, Batch, Rejection
 from cryptoetl.sources import load_settings
 from cryptoetl.sources.base import SourceContext
 from cryptoetl.sources.csv_source import CsvSource
+from cryptoetl.transform.csv_columns import FileRows
 from tests.support import FIXTURES as TEST_FIXTURES
+from tests.support.csv_golden import accepted_of
 
 FIXTURES = TEST_FIXTURES / "csv"
 HEADER = "Name,Symbol,Date,Close,Volume,Marketcap\n"
@@ -25,9 +27,17 @@ def row(day: int, close: float = 100.0) -> str:
     return f"Bitcoin,BTC,2020-01-{day:02d} 23:59:59,{close},1000,5000\n"
 
 
-def source(pattern: str | Path, chunk_rows: int = 3) -> CsvSource:
+ROW_BYTES = len(row(1))
+
+
+def source(pattern: str | Path, rows: int = 3) -> CsvSource:
+    """The source reading blocks of `rows` rows of `row`'s width."""
     settings = load_settings(env_file=None, csv_file_path=str(pattern))
-    return CsvSource(SourceContext(settings), chunk_rows=chunk_rows)
+    return CsvSource(SourceContext(settings), block_bytes=rows * ROW_BYTES)
+
+
+def size(batch: Batch) -> int:
+    return batch.columns.fetched if isinstance(batch.columns, FileRows) else len(batch.items)
 
 
 async def collect(
@@ -38,6 +48,9 @@ async def collect(
     rejected: list[Rejection] = []
     async for batch in src.fetch(cursor or {}):
         batches.append(batch)
+        accepted.extend(accepted_of(batch))
+        if isinstance(batch.columns, FileRows):
+            rejected.extend(batch.columns.rejections)
         for item in batch.items:
             result = src.transform(item, batch)
             (accepted if isinstance(result, Accepted) else rejected).append(result)  # type: ignore[arg-type]
@@ -49,7 +62,7 @@ async def test_a_file_is_read_in_chunks_with_lines_and_a_cursor(tmp_path: Path) 
     path = tmp_path / "btc.csv"
     path.write_text(HEADER + "".join(row(d) for d in range(1, 8)))
     batches, accepted, rejected = await collect(source(path))
-    assert [len(b.items) for b in batches] == [3, 3, 1]
+    assert [size(b) for b in batches] == [3, 3, 1]
     assert rejected == []
     assert [a.locator.line for a in accepted] == [2, 3, 4, 5, 6, 7, 8]
     assert accepted[0].locator.key == accepted[-1].locator.key  # one fingerprint per file
@@ -65,7 +78,7 @@ async def test_an_unchanged_file_is_skipped_without_reading(tmp_path: Path) -> N
     path.write_text(HEADER + row(1))
     batches, _, _ = await collect(source(path))
     again, _, _ = await collect(source(path), batches[-1].cursor)
-    assert [(b.label, len(b.items)) for b in again] == [("no new rows", 0)]
+    assert [(b.label, size(b)) for b in again] == [("no new rows", 0)]
     assert again[0].cursor == batches[-1].cursor
 
 
@@ -112,9 +125,9 @@ async def test_directory_and_glob_select_csv_files(tmp_path: Path) -> None:
     ):
         shutil.copy(FIXTURES / name, tmp_path / name)
     (tmp_path / "notes.txt").write_text("not a csv")
-    _, accepted, _ = await collect(source(tmp_path, chunk_rows=1000))
+    _, accepted, _ = await collect(source(tmp_path, rows=100_000))
     assert len(accepted) == 275 + 250
-    _, accepted, _ = await collect(source(tmp_path / "*Aave*", chunk_rows=1000))
+    _, accepted, _ = await collect(source(tmp_path / "*Aave*", rows=100_000))
     assert len(accepted) == 275
 
 
@@ -170,7 +183,7 @@ async def test_bom_crlf_quoted_newlines_and_no_final_newline(tmp_path: Path) -> 
 
 async def test_every_fixture_file_loads_through_the_source(tmp_path: Path) -> None:
     """The twelve real files through the streaming reader: 49,362 accepted, 2,991 rejected."""
-    _, accepted, rejected = await collect(source(FIXTURES, chunk_rows=5000))
+    _, accepted, rejected = await collect(source(FIXTURES, rows=100_000))
     assert len(accepted) == 49362
     assert len(rejected) == 2991
     assert {r.file for r in rejected} == {

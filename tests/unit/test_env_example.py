@@ -99,7 +99,7 @@ def test_no_secret_is_filled_in() -> None:
     secrets = _secret_names()
     assert {"ADMIN_TOKEN", "COINPAPRIKA_API_KEY", "COINGECKO_API_KEY"} <= secrets
     for _, commented, name, value in _entries():
-        if name == "DATABASE_URL":
+        if name in ("DATABASE_URL", "DATABASE_READ_URL"):
             assert commented
             password = urlsplit(value).password
             assert password is not None

@@ -18,6 +18,7 @@ from cryptoetl.config import Settings
 from cryptoetl.errors import SourceError
 from cryptoetl.models import Batch, Rejection, SourceRecord
 from cryptoetl.sources import REGISTRY
+from cryptoetl.transform.csv_columns import FileRows
 from tests.support import FIXTURES
 from tests.support.process import free_port
 from tests.support.sourcing import make_source, run_source
@@ -71,7 +72,8 @@ async def test_a_source_yields_its_named_batches_of_records(
         assert batch.meta.fetched_at.tzinfo is not None
         json.dumps(dict(batch.cursor))  # committed as jsonb: must be JSON
         assert all(isinstance(item, SourceRecord) for item in batch.items)
-    assert len(outcome.accepted) == sum(len(b.items) for b in outcome.batches)
+    columns = sum(b.columns.fetched for b in outcome.batches if isinstance(b.columns, FileRows))
+    assert len(outcome.accepted) == sum(len(b.items) for b in outcome.batches) + columns
 
 
 @pytest.mark.parametrize("name", SOURCES)

@@ -2,7 +2,7 @@
 
 A plain ASGI middleware inside `RequestIdMiddleware` (so its answers carry the request id):
 
-- a path under `/admin/` without a valid token answers 401/403 (`cryptoetl.api.auth`) before
+- a request to an admin route without a valid token answers 401/403 (`cryptoetl.api.auth`) before
   one byte of its body is read, so an unauthenticated client cannot make the service buffer
   or parse anything;
 - a `Content-Length` over API_MAX_BODY_KB answers 413 at once; a body sent without a length
@@ -11,10 +11,12 @@ A plain ASGI middleware inside `RequestIdMiddleware` (so its answers carry the r
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cryptoetl.api.auth import refusal
@@ -22,6 +24,7 @@ from cryptoetl.api.errors import error_response
 from cryptoetl.config import Settings
 
 ADMIN_PREFIX = "/admin/"
+_BODILESS = frozenset({"GET", "HEAD"})
 
 
 def too_large(limit: int) -> HTTPException:
@@ -31,10 +34,12 @@ def too_large(limit: int) -> HTTPException:
 
 
 class BodyLimitMiddleware:
-    def __init__(self, app: ASGIApp, settings: Settings) -> None:
+    def __init__(self, app: ASGIApp, settings: Settings, routes: Sequence[BaseRoute]) -> None:
         self.app = app
         self.settings = settings
         self.limit = settings.api_max_body_kb * 1024
+        # the admin routes (path and method): another method on their path is the router's 405
+        self.admin = [r for r in routes if getattr(r, "path", "").startswith(ADMIN_PREFIX)]
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -48,7 +53,7 @@ class BodyLimitMiddleware:
                 length = value.decode("latin-1")
             elif name == b"authorization":
                 authorization = value.decode("latin-1")
-        if str(scope.get("path", "")).startswith(ADMIN_PREFIX):
+        if str(scope.get("path", "")).startswith(ADMIN_PREFIX) and self._is_admin(scope):
             refused = refusal(self.settings, authorization)
         # a malformed length is uvicorn's to refuse
         oversized = length is not None and length.isdigit() and int(length) > self.limit
@@ -57,7 +62,13 @@ class BodyLimitMiddleware:
         if refused is not None:
             await self._answer(scope, receive, send, refused)
             return
+        if scope.get("method") in _BODILESS and length is None:
+            await self.app(scope, receive, send)  # the hot path: no route of these reads one
+            return
         await self.app(scope, self._counting(receive), send)
+
+    def _is_admin(self, scope: Scope) -> bool:
+        return any(route.matches(scope)[0] is Match.FULL for route in self.admin)
 
     def _counting(self, receive: Receive) -> Receive:
         seen = 0

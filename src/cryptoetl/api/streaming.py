@@ -25,7 +25,7 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from cryptoetl.db.data import COLUMNS, stream_rows
-from cryptoetl.db.pool import Pool
+from cryptoetl.db.replica import ReadPool
 
 log = structlog.get_logger(__name__)
 
@@ -98,7 +98,7 @@ class RowStream(Response):
     """Streams the rows of `sql` as CSV (with a header line) or NDJSON."""
 
     def __init__(
-        self, pool: Pool, sql: str, args: Sequence[Any], fmt: str, slots: asyncio.Semaphore
+        self, pool: ReadPool, sql: str, args: Sequence[Any], fmt: str, slots: asyncio.Semaphore
     ) -> None:
         super().__init__(media_type=MEDIA_TYPES[fmt])
         self.pool = pool

@@ -11,13 +11,19 @@ import asyncio
 import signal
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
+from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 import structlog
 
 from cryptoetl.config import Settings
 from cryptoetl.errors import RunInProgressError
+
+if TYPE_CHECKING:
+    from cryptoetl.db.history_export import DaySlice
+    from cryptoetl.export.files import Format
 
 log = structlog.get_logger("cryptoetl")
 
@@ -200,4 +206,64 @@ async def assets_rebuild(settings: Settings) -> int:
         reasons = ", ".join(f"{rule} {n:,}" for rule, n in report.unmapped_by_rule.items())
         print(f"unmapped by rule: {reasons}")
         print("the list, with reasons: GET /api/v1/asset-mappings?status=unmapped")
+    return EXIT_OK
+
+
+async def export(
+    settings: Settings,
+    out: Path,
+    since: date | None,
+    until: date | None,
+    sources: Sequence[str] | None,
+    *,
+    force: bool,
+    fmt: Format = "parquet",
+) -> int:
+    """The history as Parquet (or CSV) under `out`; one line per day written on stderr, a
+    total.
+
+    Migrations are applied on the primary like every command; the rows are read from
+    `DATABASE_READ_URL` when it is set (an export is a long read: keep it off the primary),
+    from the primary when it is not, or when the standby does not answer."""
+    from cryptoetl.db.pool import connect
+    from cryptoetl.db.server import prepare_database
+    from cryptoetl.errors import DatabaseUnavailableError
+    from cryptoetl.export.history import export_history
+
+    def on_day(part: DaySlice, written: bool) -> None:
+        if written:
+            print(f"  {part.source} {part.day}: {part.rows:,} rows", file=sys.stderr)
+
+    async with prepare_database(settings) as url:
+        conn = None
+        if settings.database_read_url is not None:
+            try:
+                conn = await connect(settings.database_read_url.get_secret_value())
+            except DatabaseUnavailableError as exc:
+                print(f"cryptoetl: reading from the primary: {exc}", file=sys.stderr)
+        if conn is None:
+            conn = await connect(url)
+        try:
+            report = await export_history(
+                conn,
+                out,
+                since=since,
+                until=until,
+                sources=sources,
+                force=force,
+                fmt=fmt,
+                on_day=on_day,
+            )
+        except OSError as exc:  # the directory: not writable, a file, the disk full
+            print(
+                f"cryptoetl: cannot write the export to {out}: {exc.strerror or exc}",
+                file=sys.stderr,
+            )
+            return EXIT_FAILURE
+        finally:
+            await conn.close()
+    print(
+        f"exported {report.rows_written:,} rows in {len(report.written):,} day files to {out}; "
+        f"{len(report.skipped):,} days unchanged ({report.rows_total:,} rows in range)"
+    )
     return EXIT_OK

@@ -1,5 +1,5 @@
-"""The `cryptoetl` command line: serve, migrate, maintain, etl run, backfill, assets rebuild
-(bodies in `commands`).
+"""The `cryptoetl` command line: serve, migrate, maintain, etl run, backfill, assets rebuild,
+export (bodies in `commands`).
 
 Every command reads the settings once, sets up logging, and turns the errors a user can fix
 (a bad setting, an unreachable database, an edited migration) into one line on stderr and a
@@ -12,6 +12,8 @@ import argparse
 import asyncio
 import sys
 from collections.abc import Callable, Coroutine, Sequence
+from datetime import UTC, date, datetime
+from pathlib import Path
 from typing import Any
 
 from cryptoetl import __version__
@@ -132,7 +134,51 @@ def build_parser() -> argparse.ArgumentParser:
             "shipped overrides, and re-derive every automatic mapping; pins stay. Idempotent."
         ),
     )
+    export = commands.add_parser(
+        "export",
+        help="write the history as Hive-partitioned Parquet (source=S/date=YYYY-MM-DD/)",
+        description=(
+            "Write every observation (or those of --source, days --since..--until inclusive, "
+            "UTC) under --out as source=S/date=YYYY-MM-DD/part-0.parquet, one file per source "
+            "and day, each replaced atomically. A day whose file already holds the same rows "
+            "is left alone, so a repeated or interrupted export only writes what changed."
+        ),
+    )
+    export.add_argument("--out", required=True, type=Path, metavar="DIR", help="where to write")
+    export.add_argument(
+        "--since", type=export_day, metavar="T", help="first day (YYYY-MM-DD or ISO time, UTC)"
+    )
+    export.add_argument(
+        "--until", type=export_day, metavar="T", help="last day, included (YYYY-MM-DD or ISO time)"
+    )
+    export.add_argument(
+        "--source",
+        action="append",
+        choices=REGISTRY.names,
+        metavar="SOURCE",
+        help=f"a source to export (repeatable; one of {', '.join(REGISTRY.names)}); default: all",
+    )
+    export.add_argument("--force", action="store_true", help="rewrite every day, changed or not")
+    export.add_argument(
+        "--format",
+        choices=("parquet", "csv"),
+        default="parquet",
+        help="file format (default: parquet; csv: part-0.csv with a header, same layout)",
+    )
     return parser
+
+
+def export_day(text: str) -> date:
+    """`YYYY-MM-DD`, or an ISO 8601 time whose UTC day it names (naive times are UTC)."""
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a date (YYYY-MM-DD) or an ISO 8601 time"
+        ) from None
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(UTC)
+    return moment.date()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -157,6 +203,21 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(commands.backfill(settings, args))
         if args.command == "assets":
             return _run(commands.assets_rebuild(settings))
+        if args.command == "export":
+            if args.since and args.until and args.since > args.until:
+                print("cryptoetl: --since is after --until", file=sys.stderr)
+                return EXIT_CONFIG
+            return _run(
+                commands.export(
+                    settings,
+                    args.out,
+                    args.since,
+                    args.until,
+                    args.source,
+                    force=args.force,
+                    fmt=args.format,
+                )
+            )
     except CryptoEtlError as exc:
         print(f"cryptoetl: {exc}", file=sys.stderr)
         return EXIT_FAILURE

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -25,6 +25,7 @@ import asyncpg
 from cryptoetl.db.pool import Connection
 from cryptoetl.models import Spread, spread_of
 
+HOUR = timedelta(hours=1)
 INTERVALS = {"1h": "hour", "1d": "day"}
 MAX_BUCKETS = 10_000
 
@@ -129,43 +130,53 @@ CROSS JOIN LATERAL (
 WHERE m.asset_id = ANY($1::text[])
 ORDER BY m.asset_id, m.source, l.observed_at DESC, m.coin_id
 """
-# One sort of the asset's observations by (bucket, observed_at, source, coin_id) feeds every
-# aggregate: they all share that order, so PostgreSQL aggregates the sorted input without a
-# sort per bucket; open and close are the first and last prices of the bucket's array, the cap
-# and volume the last non-null ones.
-_HISTORY = """
-WITH obs AS (
-    SELECT m.source, u.coin_id, u.observed_at, u.price_usd, u.market_cap, u.volume_24h
-    FROM asset_mappings AS m
-    CROSS JOIN LATERAL (
-        SELECT u.coin_id, u.observed_at, u.price_usd, u.market_cap, u.volume_24h
-        FROM unified_crypto_data AS u
-        WHERE u.source = m.source AND u.coin_id = m.coin_id
-          AND u.observed_at >= coalesce($3::timestamptz, '-infinity')
-          AND u.observed_at < coalesce($4::timestamptz, 'infinity')
-    ) AS u
-    WHERE m.asset_id = $1 AND ($2::text IS NULL OR m.source = $2)
-), buckets AS (
-    SELECT date_trunc($5, observed_at, 'UTC') AS start,
-           array_agg(price_usd ORDER BY observed_at, source, coin_id) AS prices,
-           max(price_usd) AS high,
-           min(price_usd) AS low,
-           array_agg(market_cap ORDER BY observed_at, source, coin_id)
-               FILTER (WHERE market_cap IS NOT NULL) AS caps,
-           array_agg(volume_24h ORDER BY observed_at, source, coin_id)
-               FILTER (WHERE volume_24h IS NOT NULL) AS volumes,
-           array_agg(source ORDER BY observed_at, source, coin_id) AS sources
-    FROM obs
-    GROUP BY 1
-    ORDER BY 1
-    LIMIT $6
-)
-SELECT start, prices[1] AS open, high, low, prices[cardinality(prices)] AS close,
-       caps[cardinality(caps)] AS market_cap, volumes[cardinality(volumes)] AS volume_24h,
-       cardinality(prices) AS count, sources
-FROM buckets
-ORDER BY start
+# An asset's buckets from pieces that each carry an OHLC, a count and the observation times
+# the open, the close, the cap and the volume came from: the hourly rollups (unified_hourly,
+# exact for every observation that arrived, even where thinning kept one per hour) for the
+# whole hours of [since, until) ([$5, $6)), and the observations themselves for the partial
+# hours at either end ([$3, $4) and [$7, $8), see `_ranges`). Combining
+# pieces in the order (time, source, coin_id) gives what the observations would give: open the
+# earliest, close the latest, cap and volume the latest non-null ones, high and low the
+# extremes, count the sum.
+_OBSERVED = """
+    SELECT c.source, c.coin_id, u.observed_at, u.price_usd, u.observed_at, u.price_usd,
+           u.price_usd, u.price_usd, u.observed_at, u.market_cap,
+           CASE WHEN u.market_cap IS NOT NULL THEN u.observed_at END, u.volume_24h,
+           CASE WHEN u.volume_24h IS NOT NULL THEN u.observed_at END, 1
+    FROM coins AS c
+    JOIN unified_crypto_data AS u ON u.source = c.source AND u.coin_id = c.coin_id
+     AND u.observed_at >= {start}::timestamptz AND u.observed_at < {end}::timestamptz
 """
+_HISTORY = """
+WITH coins AS (
+    SELECT m.source, m.coin_id FROM asset_mappings AS m
+    WHERE m.asset_id = $1 AND ($2::text IS NULL OR m.source = $2)
+), pieces AS (
+    SELECT c.source, c.coin_id, h.hour AS at, h.open, h.open_at, h.high, h.low, h.close,
+           h.close_at, h.market_cap, h.cap_at, h.volume_24h, h.volume_at, h.count
+    FROM coins AS c
+    JOIN unified_hourly AS h ON h.source = c.source AND h.coin_id = c.coin_id
+     AND h.hour >= coalesce($5::timestamptz, '-infinity')
+     AND h.hour < coalesce($6::timestamptz, 'infinity')
+    UNION ALL
+{head}    UNION ALL
+{tail})
+SELECT date_trunc($9, at, 'UTC') AS start,
+       (array_agg(open ORDER BY open_at, source, coin_id))[1] AS open,
+       max(high) AS high,
+       min(low) AS low,
+       (array_agg(close ORDER BY close_at DESC, source DESC, coin_id DESC))[1] AS close,
+       (array_agg(market_cap ORDER BY cap_at DESC, source DESC, coin_id DESC)
+           FILTER (WHERE market_cap IS NOT NULL))[1] AS market_cap,
+       (array_agg(volume_24h ORDER BY volume_at DESC, source DESC, coin_id DESC)
+           FILTER (WHERE volume_24h IS NOT NULL))[1] AS volume_24h,
+       sum(count)::bigint AS count,
+       array_agg(DISTINCT source ORDER BY source) AS sources
+FROM pieces
+GROUP BY 1
+ORDER BY 1
+LIMIT $10
+""".format(head=_OBSERVED.format(start="$3", end="$4"), tail=_OBSERVED.format(start="$7", end="$8"))
 _MAPPING_COLUMNS = """
     source, coin_id, asset_id, name, symbol, rule, confidence, method, reason, evidence,
     decided_at, first_seen_at
@@ -283,6 +294,32 @@ async def get_asset(
     return view
 
 
+def _hour_floor(at: datetime) -> datetime:
+    return at.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
+
+
+Range = tuple[datetime | None, datetime | None]
+
+
+def _ranges(since: datetime | None, until: datetime | None) -> tuple[datetime | None, ...]:
+    """[since, until) cut in three: the partial hour before the first whole hour (read from
+    the observations), the whole hours (read from the rollups), the partial hour after the
+    last whole hour (observations). None: open-ended, or (for a partial piece) empty."""
+    first = None if since is None else _hour_floor(since)
+    if first is not None and since is not None and first < since:
+        first += HOUR
+    last = None if until is None else _hour_floor(until)
+    if first is not None and last is not None and last < first:
+        last = first  # no whole hour inside: only the head piece, cut at until
+    head: Range = (None, None)
+    if since is not None and first is not None and first > since:
+        head = (since, first if until is None else min(first, until))
+    tail: Range = (None, None)
+    if until is not None and last is not None and last < until:
+        tail = (last, until)
+    return (*head, first, last, *tail)
+
+
 async def asset_history(
     conn: Connection,
     asset_id: str,
@@ -297,24 +334,13 @@ async def asset_history(
     [since, until) of the asset's mapped coins (of `source` only, or of every source: then all
     their observations count together). The first `limit` buckets, oldest first; buckets with
     no observation are left out. `next_since` is where the next page starts, or None."""
-    unit = INTERVALS[interval]
     rows = await conn.fetch(
-        _HISTORY,
-        asset_id,
-        source,
-        since,
-        until,
-        unit,
-        limit + 1,
+        _HISTORY, asset_id, source, *_ranges(since, until), INTERVALS[interval], limit + 1
     )
-    buckets: list[Bucket] = []
-    source_sets: dict[tuple[str, ...], tuple[str, ...]] = {}  # few distinct ones: convert once
-    for start, open_, high, low, close, cap, volume, count, sources in rows[:limit]:
-        key = tuple(sources)
-        distinct = source_sets.get(key)
-        if distinct is None:
-            distinct = source_sets[key] = tuple(sorted(set(key)))
-        buckets.append(Bucket(start, open_, high, low, close, cap, volume, count, distinct))
+    buckets = [
+        Bucket(start, open_, high, low, close, cap, volume, count, tuple(sources))
+        for start, open_, high, low, close, cap, volume, count, sources in rows[:limit]
+    ]
     next_since = rows[limit]["start"] if len(rows) > limit else None
     return History(buckets, next_since)
 
@@ -322,14 +348,15 @@ async def asset_history(
 async def history_days(conn: Connection, asset_id: str) -> timedelta | None:
     """The time from the UTC day of the asset's first observation (any mapped source) to the
     UTC day of its last, as the daily buckets of `asset_history` would span; None without
-    any observation. Two index lookups per mapped coin."""
+    any observation. Two index lookups per mapped coin, in the hourly rollups (an
+    observation's day is its hour's)."""
     span: timedelta | None = await conn.fetchval(
         """
         SELECT date_trunc('day', max(span.last), 'UTC') - date_trunc('day', min(span.first), 'UTC')
         FROM asset_mappings AS m
         CROSS JOIN LATERAL (
-            SELECT min(u.observed_at) AS first, max(u.observed_at) AS last
-            FROM unified_crypto_data AS u
+            SELECT min(u.hour) AS first, max(u.hour) AS last
+            FROM unified_hourly AS u
             WHERE u.source = m.source AND u.coin_id = m.coin_id
         ) AS span
         WHERE m.asset_id = $1

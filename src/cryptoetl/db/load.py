@@ -207,6 +207,22 @@ async def store_raw(
     return [raw_id for raw_id in ids if raw_id is not None]
 
 
+# Stored rejected text is capped: a 50 MB line is kept as its first characters and its length
+# (the same bound as `db.rejected.SERVED_RAW_CHARS`, so what is stored is served whole).
+MAX_STORED_CHARS = 4096
+
+
+def storable(text: str, limit: int = MAX_STORED_CHARS) -> str:
+    """`text` as PostgreSQL can store it: NUL bytes shown as `\\x00`, and a text longer than
+    `limit` characters cut to `limit` characters in all, ending with the marker the API serves
+    (`db.rejected`), which keeps the original length."""
+    text = text.replace("\x00", "\\x00")
+    if len(text) > limit:
+        marker = f" [... truncated: {len(text)} characters in all]"
+        text = text[: limit - len(marker)] + marker
+    return text
+
+
 def raw_hash(raw: str) -> str:
     """What identifies a rejected record's content."""
     return hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
@@ -215,7 +231,10 @@ def raw_hash(raw: str) -> str:
 async def store_rejections(
     conn: Connection, source: str, run_id: int, rejections: Sequence[Rejection]
 ) -> None:
-    """Record rejected records; one seen before (same locator and content) is updated."""
+    """Record rejected records; one seen before (same locator and content) is updated.
+
+    The raw text and the reason are stored capped and without NUL bytes (`storable`); the
+    content hash is of the whole original text."""
     if not rejections:
         return
     unique: dict[tuple[str, str], Rejection] = {}
@@ -239,7 +258,7 @@ async def store_rejections(
         [key[0] for key in keys],
         [v.file for v in values],
         [v.line for v in values],
-        [v.raw for v in values],
-        [v.reason for v in values],
+        [storable(v.raw) for v in values],
+        [storable(v.reason) for v in values],
         [key[1] for key in keys],
     )

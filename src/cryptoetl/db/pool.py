@@ -79,7 +79,8 @@ def with_database(url: str, database: str) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
+    """Why a connection failed, in a few words (no URL, so no password)."""
     if isinstance(exc, TimeoutError):
         return f"no answer within {CONNECT_TIMEOUT:.0f} s"
     if isinstance(exc, socket.gaierror):
@@ -97,7 +98,7 @@ async def connect(url: str, *, within: float = CONNECT_TIMEOUT) -> RawConnection
     try:
         conn: RawConnection = await asyncpg.connect(url, timeout=within)
     except DATABASE_ERRORS as exc:
-        raise DatabaseUnavailableError(describe_target(url), _reason(exc)) from None
+        raise DatabaseUnavailableError(describe_target(url), reason_of(exc)) from None
     except ValueError as exc:  # a URL asyncpg cannot parse
         raise DatabaseUnavailableError(describe_target(url), f"invalid URL: {exc}") from None
     return conn
@@ -155,7 +156,7 @@ class AcceptsConnections:
                 conn = await asyncpg.connect(self.url, timeout=self.within)
             except DATABASE_ERRORS as exc:
                 if self._answer:
-                    log.warning("database_refuses_connections", error=_reason(exc))
+                    log.warning("database_refuses_connections", error=reason_of(exc))
                 self._answer = False
             else:
                 await conn.close(timeout=self.within)
@@ -164,9 +165,8 @@ class AcceptsConnections:
             return self._answer
 
 
-@asynccontextmanager
-async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncIterator[Pool]:
-    """The process's asyncpg pool, with codecs and UTC set on every connection."""
+async def create_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Pool:
+    """An asyncpg pool with codecs and UTC set on every connection; the caller closes it."""
     try:
         pool: Pool = await asyncpg.create_pool(
             url,
@@ -178,7 +178,14 @@ async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> Async
             server_settings={"timezone": "UTC", "application_name": "cryptoetl"},
         )
     except DATABASE_ERRORS as exc:
-        raise DatabaseUnavailableError(describe_target(url), _reason(exc)) from None
+        raise DatabaseUnavailableError(describe_target(url), reason_of(exc)) from None
+    return pool
+
+
+@asynccontextmanager
+async def open_pool(url: str, *, min_size: int = 1, max_size: int = 10) -> AsyncIterator[Pool]:
+    """The process's asyncpg pool (`create_pool`), closed when the block ends."""
+    pool = await create_pool(url, min_size=min_size, max_size=max_size)
     try:
         yield pool
     finally:

@@ -10,12 +10,15 @@ and inserts the run row (trigger `backfill`; `RunInProgressError` when a backfil
 is already running: live runs of the source are not in the way) with its progress row.
 
 `execute` takes each coin in turn and each of its chunks (one request, see
-`cryptoetl.sources.history`) in order; a chunk is loaded by the same loader as live batches
+`cryptoetl.sources.history`) in order, the next chunk's request going out while the current
+one loads; a chunk is loaded by the same loader as live batches
 (raw rows in `raw_http`, the unified upsert on (source, coin_id, observed_at), rejections),
 in one transaction with the coin's cursor, so re-running or overlapping stores nothing twice
 and a killed backfill resumes at the first chunk it had not committed. A coin that fails (an
-unknown coin, a range the plan refuses, retries exhausted) is recorded with the provider's
-answer and the next coin goes on. A 429 whose Retry-After is longer than MAX_RETRY_DELAY
+unknown coin, a range the plan refuses) is recorded with the provider's answer and the next
+coin goes on; when the provider gives no answer at all (retries exhausted: down, or still
+throttling), the backfill stops there, since the next coins would fail alike, and the same
+request later resumes. A 429 whose Retry-After is longer than MAX_RETRY_DELAY
 waits it out (the source's bucket is deferred) and asks again, up to `RATE_LIMIT_ROUNDS` times.
 
 The outcome: `success` when every coin was loaded whole and nothing was rejected; `partial`
@@ -37,12 +40,14 @@ from typing import Protocol, TypeVar
 import aiohttp
 import structlog
 
+from cryptoetl.assets.overrides import load_overrides
 from cryptoetl.assets.sync import sync_assets
 from cryptoetl.config import Settings
 from cryptoetl.db import backfill as queries
 from cryptoetl.db import runs
 from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import (
+    AssetOverridesError,
     BackfillRequestError,
     RetriesExhaustedError,
     RunEndedError,
@@ -53,10 +58,10 @@ from cryptoetl.errors import (
 from cryptoetl.etl.backfill_request import BackfillRange, check
 from cryptoetl.etl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
 from cryptoetl.etl.pipeline import MAPPING_ERRORS
-from cryptoetl.etl.prepare import prepare_batch
+from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
 from cryptoetl.etl.reaper import reap_dead_runs
 from cryptoetl.etl.source_run import load_batch
-from cryptoetl.models import BackfillRequest, BackfillStarted, RunCounts, RunStatus
+from cryptoetl.models import BackfillRequest, BackfillStarted, Batch, RunCounts, RunStatus
 from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, utc_now
 from cryptoetl.sources.history import Chunk, CoinName, History, coin_error
 from cryptoetl.sources.history_registry import HISTORY, open_history
@@ -108,6 +113,7 @@ class BackfillOutcome:
     coins_loaded: list[str] = field(default_factory=list)
     coin_errors: dict[str, str] = field(default_factory=dict)
     error: str | None = None
+    stopped_at: str | None = None  # the coin after whose failure the backfill stopped
 
 
 class BackfillProgress(Protocol):
@@ -219,6 +225,8 @@ class Backfill:
                     names = await self._names(history, started.range)
                     for coin in started.range.coins:
                         await self._coin(history, started, coin, names.get(coin), outcome)
+                        if outcome.stopped_at is not None:
+                            break
         except asyncio.CancelledError as exc:
             given = exc.args[0] if exc.args and isinstance(exc.args[0], str) else None
             outcome.error = given or "the backfill was cancelled (the process is stopping)"
@@ -249,6 +257,17 @@ class Backfill:
                 names.update(await _rate_limit_rounds(lambda: history.names(missing)))
             except SourceError as exc:
                 log.warning("backfill_names_not_found", coins=len(missing), error=describe(exc))
+        if target.source == "coingecko" and any(coin not in names for coin in target.coins):
+            # CoinGecko's ids are slugs of names, as asset ids are: a coin still unnamed whose
+            # id is an asset the shipped overrides declare takes that asset's name and symbol
+            try:
+                declared = {a.asset_id: a for a in (await asyncio.to_thread(load_overrides)).assets}
+            except AssetOverridesError as exc:
+                log.warning("asset_overrides_unreadable", error=str(exc))
+                declared = {}
+            for coin in target.coins:
+                if coin not in names and coin in declared:
+                    names[coin] = CoinName(declared[coin].name, declared[coin].symbol)
         return names
 
     async def _coin(
@@ -273,38 +292,47 @@ class Backfill:
         if not todo:  # done before (a re-run), or nothing left of the range: count it done
             await self._count_done(started, coin, outcome)
             return
-        for index, chunk in enumerate(todo):
-            try:
-                batch = await _rate_limit_rounds(
-                    functools.partial(history.fetch, coin, chunk, name)
+        ahead: asyncio.Task[tuple[Batch, PreparedBatch]] | None = None
+        try:
+            for index, chunk in enumerate(todo):
+                task = ahead or asyncio.create_task(_read(history, coin, chunk, name))
+                ahead = None
+                try:
+                    batch, prepared = await task
+                except SourceError as exc:
+                    error = coin_error(history, coin, chunk, exc)
+                    await self._coin_failed(started, coin, error, outcome)
+                    if isinstance(exc, RetriesExhaustedError):  # the provider is down or
+                        outcome.stopped_at = coin  # throttling: the next coins would fail too
+                    return
+                last = index == len(todo) - 1
+                if not last:  # the next request goes out while this one loads
+                    ahead = asyncio.create_task(_read(history, coin, todo[index + 1], name))
+                move = queries.CursorMove(
+                    target.source,
+                    coin,
+                    target.since,
+                    target.until,
+                    chunk.end,
+                    "done" if last else "running",
+                    started.run_id,
                 )
-            except SourceError as exc:
-                await self._coin_failed(
-                    started, coin, coin_error(history, coin, chunk, exc), outcome
+                counts = await load_batch(
+                    self.pool,
+                    started.run,
+                    history.info.locator,
+                    batch,
+                    prepared,
+                    write_cursor=functools.partial(_chunk_done, move, coin),
                 )
-                return
-            prepared = prepare_batch(history, batch)
-            last = index == len(todo) - 1
-            move = queries.CursorMove(
-                target.source,
-                coin,
-                target.since,
-                target.until,
-                chunk.end,
-                "done" if last else "running",
-                started.run_id,
-            )
-            counts = await load_batch(
-                self.pool,
-                started.run,
-                history.info.locator,
-                batch,
-                prepared,
-                write_cursor=functools.partial(_chunk_done, move, coin),
-            )
-            outcome.counts += counts
-            outcome.chunks += 1
-            self.progress.chunk_loaded(coin, batch.label, counts)
+                outcome.counts += counts
+                outcome.chunks += 1
+                self.progress.chunk_loaded(coin, batch.label, counts)
+        finally:
+            if ahead is not None:  # a load failed, or the backfill was cancelled
+                ahead.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await ahead
         outcome.coins_loaded.append(coin)
 
     async def _count_done(
@@ -389,6 +417,15 @@ class Backfill:
                 log.warning("heartbeat_failed", error=describe(exc))
 
 
+async def _read(
+    history: History, coin: str, chunk: Chunk, name: CoinName | None
+) -> tuple[Batch, PreparedBatch]:
+    """One chunk fetched (see `_rate_limit_rounds`) and transformed; the transform runs off the
+    event loop (a chunk is up to ~2,200 points, and the API may share the loop)."""
+    batch = await _rate_limit_rounds(functools.partial(history.fetch, coin, chunk, name))
+    return batch, await asyncio.to_thread(prepare_batch, history, batch)
+
+
 async def _rate_limit_rounds(request: Callable[[], Awaitable[T]]) -> T:
     """`request()`; a 429 whose Retry-After outlived the client's retries is asked again once
     the bucket's deferral (that Retry-After) has passed, up to RATE_LIMIT_ROUNDS times."""
@@ -420,6 +457,12 @@ def _status(started: StartedBackfill, outcome: BackfillOutcome) -> tuple[RunStat
     problems: list[str] = []
     if outcome.coin_errors:
         problems.append(_coin_errors(outcome))
+    if outcome.stopped_at is not None:
+        left = len(started.range.coins) - len(outcome.coins_loaded) - len(outcome.coin_errors)
+        problems.append(
+            f"stopped after {outcome.stopped_at} failed for want of an answer: {left} coins "
+            "not asked; run the same backfill again to resume"
+        )
     if outcome.counts.rejected:
         problems.append(f"{outcome.counts.rejected} records were rejected")
     if not outcome.coins_loaded:

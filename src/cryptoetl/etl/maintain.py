@@ -9,7 +9,8 @@ its process dies), with what each step did in its `report`. The steps run in `ST
 1. `partitions_ahead`: partitions for the coming weeks (so loads rarely make one), and any
    operator's rows waiting in the unified DEFAULT partition moved into partitions of their own;
 2. `retire_raw`: raw partitions older than RAW_RETENTION_DAYS detached and dropped;
-3. (thinning, issue 13 part 5, plugs in here);
+3. `thin_old_partitions`: partitions older than FULL_RESOLUTION_DAYS thinned to the last
+   observation of each (source, coin, UTC hour) (docs/rollups.md);
 4. `sizes`: the size of every table and the bytes per observation.
 """
 
@@ -29,6 +30,7 @@ from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import RunInProgressError, describe
 from cryptoetl.etl.owner import HEARTBEAT_SECONDS
 from cryptoetl.etl.reaper import reap_dead_runs
+from cryptoetl.etl.thin_step import thin_old_partitions
 from cryptoetl.models import RunStatus, RunTrigger, StepReport
 
 log = structlog.get_logger(__name__)
@@ -116,7 +118,7 @@ async def measure_sizes(pool: Pool, settings: Settings, now: datetime) -> StepRe
     return StepReport("sizes", summary, counts)
 
 
-STEPS: tuple[Step, ...] = (partitions_ahead, retire_raw, measure_sizes)
+STEPS: tuple[Step, ...] = (partitions_ahead, retire_raw, thin_old_partitions, measure_sizes)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,9 +1,10 @@
 """Turn one fetched batch into what the loader writes. Pure: no I/O.
 
 Every item becomes either an accepted record (a raw row plus a unified record) or a
-rejection with its reason; nothing is dropped. A transform that raises (a bug in a source) or
-an accepted record whose locator cannot be stored is rejected with the reason, so one bad
-record never stops the batch.
+rejection with its reason; nothing is dropped. A transform that raises (a bug in a source)
+or an accepted record whose locator cannot be stored is rejected with the reason, so one bad
+record never stops the batch. A batch that carries columns (a CSV block its source validated
+a column at a time) has no items: it is handed to the loader as it is.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import orjson
 from cryptoetl.db.load import RawRow
 from cryptoetl.models import Accepted, Batch, LocatorKind, Rejection, SourceRecord, UnifiedRecord
 from cryptoetl.sources.base import SourceInfo
+from cryptoetl.transform.csv_columns import FileRows
 
 
 class Transformer(Protocol):
@@ -36,6 +38,8 @@ class PreparedBatch:
     raw_rows: list[RawRow] = field(default_factory=list)
     records: list[UnifiedRecord] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
+    # a file source's block, validated a column at a time (loaded by `db.csv_load`)
+    file_rows: FileRows | None = None
 
 
 def _raw_text(item: SourceRecord) -> str:
@@ -72,7 +76,11 @@ def _raw_row(accepted: Accepted, batch: Batch, kind: LocatorKind) -> RawRow | st
 
 
 def prepare_batch(source: Transformer, batch: Batch) -> PreparedBatch:
-    """Transform every item of `batch` with `source.transform`."""
+    """Transform every item of `batch` with `source.transform`; a batch of columns (already
+    validated by its source) is passed on as it is."""
+    if isinstance(batch.columns, FileRows):
+        rows = batch.columns
+        return PreparedBatch(rows.fetched, rejections=list(rows.rejections), file_rows=rows)
     prepared = PreparedBatch(fetched=len(batch.items))
     for item in batch.items:
         try:

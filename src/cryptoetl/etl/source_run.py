@@ -15,21 +15,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 import asyncpg
 import structlog
 
-from cryptoetl.db import checkpoints, load, partitions, runs
+from cryptoetl.db import checkpoints, csv_load, load, partitions, runs
 from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import RunEndedError, SourceError, describe
 from cryptoetl.etl.late_ends import LateEnds
 from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
 from cryptoetl.models import Batch, LocatorKind, RunCounts, RunStatus, SourceOutcome
 from cryptoetl.sources.base import Source, SourceClass, SourceContext
+from cryptoetl.transform.csv_columns import EPOCH
 
 log = structlog.get_logger(__name__)
 
@@ -98,12 +99,22 @@ async def load_batch(
         await partitions.ensure_for_batch(
             conn,
             kind,
-            (record.observed_at for record in prepared.records),
+            _observed_times(prepared),
             (raw.at for raw in prepared.raw_rows),
             batch.meta.fetched_at,
         )
         async with conn.transaction():
             return await _write_batch(conn, run, kind, batch, prepared, write_cursor)
+
+
+def _observed_times(prepared: PreparedBatch) -> Iterator[datetime]:
+    """The observation times a batch writes (a CSV block's span: its first and last)."""
+    yield from (record.observed_at for record in prepared.records)
+    block = prepared.file_rows
+    if block is not None and len(block.rows):
+        first, last = int(block.rows.observed_us.min()), int(block.rows.observed_us.max())
+        yield EPOCH + timedelta(microseconds=first)
+        yield EPOCH + timedelta(microseconds=last)
 
 
 async def _write_batch(
@@ -115,12 +126,15 @@ async def _write_batch(
     write_cursor: CursorWriter | None,
 ) -> RunCounts:
     """The batch's writes, inside the caller's transaction."""
-    await load.ensure_staging(conn)
-    raw_ids = await load.store_raw(
-        conn, kind, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
-    )
-    rows, duplicates = load.stage_rows(prepared.records, raw_ids)
-    upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
+    if prepared.file_rows is not None:
+        upserted = await csv_load.load_file_rows(conn, run.source, run.run_id, prepared.file_rows)
+    else:
+        await load.ensure_staging(conn)
+        raw_ids = await load.store_raw(
+            conn, kind, run.source, run.run_id, batch.meta.fetched_at, prepared.raw_rows
+        )
+        rows, duplicates = load.stage_rows(prepared.records, raw_ids)
+        upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
     await load.store_rejections(conn, run.source, run.run_id, prepared.rejections)
     if write_cursor is None:
         await checkpoints.move_cursor(conn, run.source, batch.cursor)

@@ -128,3 +128,6 @@ class Batch:
     cursor: Mapping[str, Any]
     label: str
     context: Mapping[str, Any] = field(default_factory=dict)
+    # A file source's block already validated a column at a time (a
+    # `cryptoetl.transform.csv_columns.FileRows`): loaded as it is, with no item to transform.
+    columns: Any = None

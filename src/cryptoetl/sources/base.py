@@ -11,7 +11,10 @@ ranks when assets are named, its settings) that fetches (I/O, no database) and t
         ... one transaction: raw rows, unified upsert, rejections, checkpoint := batch.cursor
 
 `fetch` raises `SourceError` subclasses (see `cryptoetl.errors`) when it cannot go on; batches
-already yielded stay committed, and the cursor they carried lets the next run resume.
+already yielded stay committed, and the cursor they carried lets the next run resume. A file
+source may instead yield batches with no items and `columns` set (the CSV source: a block
+already validated a column at a time, `cryptoetl.transform.csv_columns.FileRows`), which the
+pipeline loads as they are.
 """
 
 from __future__ import annotations

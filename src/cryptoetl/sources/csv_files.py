@@ -1,4 +1,4 @@
-"""Finding CSV files and reading them in chunks from a byte offset (blocking: run in a thread).
+"""Finding CSV files, reading their headers, and what a cursor remembers of each (blocking).
 
 A `FileState` is what the checkpoint remembers of one file: its fingerprint, how far it was
 read (byte offset and line), a SHA-256 of the bytes read so far, and the size and modification
@@ -12,12 +12,17 @@ import csv
 import glob
 import hashlib
 import io
-from collections.abc import Iterator
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal
 
+from cryptoetl.errors import CsvFileError
+
 HASH_BLOCK = 1 << 20
+# A header must end within this many bytes: reading it is bounded and linear.
+MAX_HEADER_BYTES = 64 * 1024
+# Text PostgreSQL cannot store in a text column.
+NUL = "\x00"
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,6 +35,8 @@ class FileState:
     mtime_ns: int = 0
     complete: bool = False
     error: str | None = None
+    # the number convention each numeric column has shown so far (see `csv_columns`)
+    number_formats: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -110,94 +117,75 @@ def decode(raw: bytes) -> str:
         return raw.decode("cp1252", errors="replace")
 
 
+_CONTROL = bytes(b for b in range(32) if b not in b"\t\n\r\f") + b"\x7f"
+
+
+def sniff(head: bytes) -> str | None:
+    """Why a file whose first bytes are `head` is not CSV text, or None (by its magic bytes)."""
+    if head.startswith(b"\x1f\x8b"):
+        return "gzip-compressed data, not CSV text (decompress it first)"
+    if head.startswith((b"PK\x03\x04", b"PK\x05\x06")):
+        return "a zip archive, not CSV text (extract it first)"
+    return None
+
+
+def is_binary(header: bytes) -> bool:
+    """A header line with a NUL byte, or more than 5 % control bytes, is not text."""
+    if b"\x00" in header:
+        return True
+    controls = len(header) - len(header.translate(None, _CONTROL))
+    return controls * 20 > len(header)
+
+
+def _header_end(head: bytes) -> int | None:
+    """Where the first record of `head` ends (after its line end), or None: the first line end
+    outside quotes. One pass over the bytes."""
+    quotes = 0
+    start = 0
+    while (newline := head.find(b"\n", start)) >= 0:
+        quotes += head.count(b'"', start, newline)
+        start = newline + 1
+        if quotes % 2 == 0:
+            return start
+    return None
+
+
 def read_header(path: Path) -> tuple[list[str], int, int, str]:
-    """The header cells, the byte offset after it, the lines it took, and its raw text."""
-    with path.open("rb") as handle:
-        lines: list[str] = []
-        consumed = 0
-        while True:
-            raw = handle.readline()
-            if not raw:
-                break
-            consumed += len(raw)
-            lines.append(decode(raw))
-            text = "".join(lines)
-            try:
-                rows = list(csv.reader(io.StringIO(text)))
-            except csv.Error:
-                rows = []
-            # a quoted header cell may span lines: stop once the text parses as one record
-            if len(rows) == 1 and text.count('"') % 2 == 0:
-                return rows[0], consumed, len(lines), text.rstrip("\r\n")
-        if not lines:
-            return [], 0, 0, ""
-        text = "".join(lines)
-        rows = list(csv.reader(io.StringIO(text)))
-        return (rows[0] if rows else []), consumed, len(lines), text.rstrip("\r\n")
+    """The header cells, the byte offset after it, the lines it took, and its raw text.
 
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    line: int
-    values: list[str]
-    raw: str
-
-
-@dataclass(frozen=True, slots=True)
-class Chunk:
-    rows: list[Row]
-    offset: int
-    line: int
-    prefix_sha256: str
-    eof: bool
-
-
-class ChunkReader:
-    """Reads records from a byte offset in chunks, tracking offset, line and prefix hash.
-
-    Not async: call `next_chunk` in a worker thread. A quoted field may span lines; a record's
-    line is where it starts.
+    Reads at most `MAX_HEADER_BYTES`; raises `CsvFileError` for a file that is not CSV text
+    (compressed, binary), a header that does not end within that many bytes or ends inside a
+    quote, or one that cannot be read at all.
     """
-
-    def __init__(self, path: Path, offset: int, line: int, digest: hashlib._Hash) -> None:
-        self.path = path
-        self.offset = offset
-        self.line = line
-        self.digest = digest
-        self._handle = path.open("rb")
-        self._handle.seek(offset)
-        self._pending: list[bytes] = []
-        self._lines = self._physical_lines()
-        self._reader = csv.reader(self._lines)
-
-    def _physical_lines(self) -> Iterator[str]:
-        for raw in self._handle:
-            self._pending.append(raw)
-            yield decode(raw)
-
-    def next_chunk(self, max_rows: int) -> Chunk:
-        rows: list[Row] = []
-        eof = False
-        while len(rows) < max_rows:
-            start_line = self.line
-            try:
-                values = next(self._reader)
-            except StopIteration:
-                eof = True
-                break
-            except csv.Error as exc:
-                values = [f"<unreadable: {exc}>"]
-            consumed = self._pending
-            self._pending = []
-            for raw in consumed:
-                self.digest.update(raw)
-                self.offset += len(raw)
-            self.line += len(consumed)
-            if not values or (len(values) == 1 and not values[0].strip()):
-                continue  # a blank line carries nothing
-            text = b"".join(consumed).decode("utf-8", errors="replace").rstrip("\r\n")
-            rows.append(Row(start_line, values, text))
-        return Chunk(rows, self.offset, self.line, self.digest.hexdigest(), eof)
-
-    def close(self) -> None:
-        self._handle.close()
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(MAX_HEADER_BYTES)
+    except OSError as exc:
+        raise CsvFileError(path.name, f"cannot be read: {exc.strerror or exc}") from None
+    if (why := sniff(head)) is not None:
+        raise CsvFileError(path.name, why)
+    if not head:
+        return [], 0, 0, ""
+    end = _header_end(head)
+    if end is None:
+        if is_binary(head):
+            raise CsvFileError(path.name, "binary data, not CSV text")
+        if len(head) >= MAX_HEADER_BYTES:
+            raise CsvFileError(
+                path.name,
+                f"no header line within the first {MAX_HEADER_BYTES // 1024} KiB "
+                "(an unclosed quote, or not a CSV file)",
+            )
+        if head.count(b'"') % 2:
+            raise CsvFileError(path.name, "the header has an unclosed quote")
+        end = len(head)  # the whole file is its header line
+    raw = head[:end]
+    if is_binary(raw):
+        raise CsvFileError(path.name, "binary data, not CSV text")
+    text = decode(raw)
+    try:
+        rows = list(csv.reader(io.StringIO(text)))
+    except csv.Error as exc:
+        raise CsvFileError(path.name, f"the header cannot be read as CSV: {exc}") from None
+    lines = raw.count(b"\n") + (0 if raw.endswith(b"\n") else 1)
+    return (rows[0] if rows else []), end, lines, text.rstrip("\r\n")

@@ -6,8 +6,11 @@ killed at any point resumes at the last committed chunk. An unchanged file is sk
 being read; an appended one continues from its offset; a rewritten one is read again under a
 new fingerprint (the unified table's unique key keeps that idempotent).
 
-A file that cannot be used at all (no price or coin column) becomes one rejection naming the
-columns it has; the other files still load.
+A file that cannot be used at all (not CSV text: compressed or binary; a header that does not
+end within 64 KiB or ends inside a quote; no price or coin column) becomes one rejection naming
+the file and the reason; the other files still load, and the next run skips it until it
+changes. A record that cannot be read (a field over the CSV field size limit, a NUL byte) is
+one rejected row; the rest of its chunk loads.
 """
 
 from __future__ import annotations
@@ -36,16 +39,24 @@ from cryptoetl.models import (
     SourceRecord,
 )
 from cryptoetl.sources.base import SourceContext, SourceInfo
-from cryptoetl.sources.csv_files import ChunkReader, FileState, plan, read_header, resolve
+from cryptoetl.sources.csv_blocks import BLOCK_BYTES, BlockReader, ReadBlock
+from cryptoetl.sources.csv_files import FileState, plan, read_header, resolve
 from cryptoetl.transform.common import raw_text
-from cryptoetl.transform.csv_rows import CsvLayout, map_header, read_row, row_payload
+from cryptoetl.transform.csv_columns import (
+    BlockResult,
+    FileRows,
+    NumberFormats,
+    RejectedRow,
+    StageRecord,
+    read_block,
+    staging_records,
+)
+from cryptoetl.transform.csv_rows import CsvLayout, map_header, read_row
 
 log = structlog.get_logger(__name__)
 
 NAME = "csv"
-CHUNK_ROWS = 5_000
 FILE_ERROR = "_file_error"
-ROW_ERROR = "_row_error"
 
 
 class CsvSettings(SourceSettings):
@@ -55,6 +66,12 @@ class CsvSettings(SourceSettings):
         default="data/sample.csv",
         min_length=1,
         description="A file, a directory (every *.csv in it) or a glob.",
+    )
+    csv_block_bytes: int = Field(
+        default=BLOCK_BYTES,
+        ge=64 * 1024,
+        le=256 * 1024 * 1024,
+        description="Bytes of a CSV file read, validated and committed at a time.",
     )
 
 
@@ -68,10 +85,11 @@ class CsvSource:
 
     info = SourceInfo(NAME, LocatorKind.FILE_LINE, match_rank=2, settings=CsvSettings)
 
-    def __init__(self, context: SourceContext, *, chunk_rows: int = CHUNK_ROWS) -> None:
+    def __init__(self, context: SourceContext, *, block_bytes: int | None = None) -> None:
         self.context = context
-        self.pattern = context.settings.of(CsvSettings).csv_file_path
-        self.chunk_rows = chunk_rows
+        settings = context.settings.of(CsvSettings)
+        self.pattern = settings.csv_file_path
+        self.block_bytes = block_bytes or settings.csv_block_bytes
 
     async def fetch(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
         paths = await asyncio.to_thread(resolve, self.pattern, Path.cwd())
@@ -98,9 +116,12 @@ class CsvSource:
         self, path: Path, state: FileState, digest: Any, files: dict[str, Any]
     ) -> AsyncIterator[Batch]:
         key = str(path)
-        header, header_end, header_lines, header_text = await asyncio.to_thread(read_header, path)
         mtime = datetime.fromtimestamp(state.mtime_ns / 1e9, UTC)
+        header_text = ""
         try:
+            header, header_end, header_lines, header_text = await asyncio.to_thread(
+                read_header, path
+            )
             if not header:
                 raise CsvFileError(key, "empty file: no header line")
             layout = map_header(header, path.name)
@@ -112,6 +133,7 @@ class CsvSource:
             where = {"file_path": key, "name": path.name}
             yield self._batch(path, [item], files, f"{path.name}: unusable", where, 0.0)
             return
+        # what `transform` needs to read a record of this file on its own
         context: dict[str, Any] = {
             "layout": layout,
             "file_path": key,
@@ -119,46 +141,90 @@ class CsvSource:
             "fingerprint": state.fingerprint,
             "mtime": mtime,
         }
-        reader = await asyncio.to_thread(self._open, path, state, digest, header_end, header_lines)
+        formats = NumberFormats.from_json(state.number_formats)
+        reader = await asyncio.to_thread(
+            self._open, path, layout, state, digest, header_end, header_lines
+        )
         try:
             while True:
                 started = time.perf_counter()
-                chunk = await asyncio.to_thread(reader.next_chunk, self.chunk_rows)
+                start_offset = reader.offset
+                block, result, staged = await asyncio.to_thread(
+                    self._next_block, reader, layout, mtime, formats
+                )
                 elapsed = (time.perf_counter() - started) * 1000
+                for column, shown in result.formats_shown.items():
+                    log.info(
+                        "csv_number_format",
+                        file=key,
+                        column=column,
+                        format=shown,
+                        from_line=block.first_line,
+                    )
                 state = replace(
                     state,
-                    offset=chunk.offset,
-                    line=chunk.line,
-                    prefix_sha256=chunk.prefix_sha256,
-                    complete=chunk.eof,
+                    offset=block.offset,
+                    line=block.line,
+                    prefix_sha256=block.prefix_sha256,
+                    complete=block.eof,
+                    number_formats=formats.to_json(),
                 )
                 files[key] = state.to_json()
-                if chunk.rows or chunk.eof:
-                    items = [self._record(layout, row) for row in chunk.rows]
-                    first = chunk.rows[0].line if chunk.rows else chunk.line
-                    last = chunk.rows[-1].line if chunk.rows else chunk.line
-                    label = f"{path.name} lines {first}-{last}"
-                    yield self._batch(path, items, files, label, context, elapsed)
-                if chunk.eof:
+                if block.fetched or block.eof:
+                    rejections = [
+                        Rejection(f"{path.name}:{r.line}", r.raw, r.reason, file=key, line=r.line)
+                        for r in sorted((*block.rejected, *result.rejected), key=_line)
+                    ]
+                    rows = FileRows(
+                        fingerprint=state.fingerprint,
+                        path=key,
+                        size=state.size,
+                        mtime_ns=state.mtime_ns,
+                        first_line=block.first_line,
+                        last_line=block.last_line,
+                        start_offset=start_offset,
+                        end_offset=block.offset,
+                        rows=result.rows,
+                        staged=staged,
+                        rejections=rejections,
+                        number_formats=formats.to_json(),
+                    )
+                    label = f"{path.name} lines {block.first_line}-{block.last_line}"
+                    batch = self._batch(path, [], files, label, context, elapsed)
+                    yield replace(batch, columns=rows)
+                if block.eof:
                     return
         finally:
             reader.close()
 
-    @staticmethod
+    def _next_block(
+        self, reader: BlockReader, layout: CsvLayout, mtime: datetime, formats: NumberFormats
+    ) -> tuple[ReadBlock, BlockResult, list[StageRecord]]:
+        """Read, validate and stage the next block (in a worker thread: none of this per-row
+        work runs on the event loop)."""
+        block = reader.next_block()
+        result = read_block(
+            layout, block.block, default_observed_at=mtime, now=self.context.now(), formats=formats
+        )
+        return block, result, staging_records(result.rows)
+
     def _open(
-        path: Path, state: FileState, digest: Any, header_end: int, header_lines: int
-    ) -> ChunkReader:
+        self,
+        path: Path,
+        layout: CsvLayout,
+        state: FileState,
+        digest: Any,
+        header_end: int,
+        header_lines: int,
+    ) -> BlockReader:
         if state.offset == 0:
             # the header is part of what has been read: hash it, count its lines
-            return _reader_after_header(path, header_end, header_lines)
-        return ChunkReader(path, state.offset, state.line, digest)
-
-    @staticmethod
-    def _record(layout: CsvLayout, row: Any) -> SourceRecord:
-        payload = row_payload(layout.keys, row.values)
-        if isinstance(payload, str):
-            return SourceRecord({ROW_ERROR: payload}, position=row.line, raw_text=row.raw)
-        return SourceRecord(payload, position=row.line, raw_text=row.raw)
+            with path.open("rb") as handle:
+                digest = hashlib.sha256(handle.read(header_end))
+            return BlockReader(
+                path, layout.keys, header_end, 1 + header_lines, digest, self.block_bytes
+            )
+        return BlockReader(path, layout.keys, state.offset, state.line, digest, self.block_bytes)
 
     def _batch(
         self,
@@ -185,9 +251,6 @@ class CsvSource:
         if FILE_ERROR in item.payload:
             return Rejection(name, raw, str(item.payload[FILE_ERROR]), file=file, line=1)
         locator = f"{name}:{item.position}"
-        if ROW_ERROR in item.payload:
-            reason = f"line {item.position} {item.payload[ROW_ERROR]}"
-            return Rejection(locator, raw, reason, file=file, line=item.position)
         layout: CsvLayout = batch.context["layout"]
         result = read_row(
             layout,
@@ -201,7 +264,5 @@ class CsvSource:
         return Accepted(result, RawLocator(key=fingerprint, line=item.position), item)
 
 
-def _reader_after_header(path: Path, header_end: int, header_lines: int) -> ChunkReader:
-    with path.open("rb") as handle:
-        digest = hashlib.sha256(handle.read(header_end))
-    return ChunkReader(path, header_end, 1 + header_lines, digest)
+def _line(rejected: RejectedRow) -> int:
+    return rejected.line

@@ -244,29 +244,39 @@ def _split_pair(symbol: str) -> tuple[str, str | None]:
     return text, None
 
 
+def coin_of(
+    layout: CsvLayout, coin: str, name_cell: str, symbol_cell: str
+) -> tuple[str, str | None, str | None, tuple[str, ...]]:
+    """The coin id, name and symbol of a row from its coin, name and symbol cells (the coin
+    cell is that of the layout's coin id, name or symbol column), and what is wrong with them."""
+    name = name_cell.strip() or None
+    symbol = symbol_cell.strip() or None
+    if layout.coin_id:
+        coin_id = coin.strip()
+        return coin_id, name, symbol, () if coin_id else (f"no coin id in {layout.coin_id!r}",)
+    if layout.name:
+        coin_id = slugify(name or "")
+        return coin_id, name, symbol, () if coin_id else (f"no coin name in {layout.name!r}",)
+    if layout.symbol:
+        base, quote = _split_pair(symbol or "")
+        problems: tuple[str, ...] = ()
+        if not base:
+            problems = (f"no symbol in {layout.symbol!r}",)
+        elif quote is not None and quote not in _QUOTES:
+            problems = (f"pair {symbol!r} is quoted in {quote}, not USD",)
+        return slugify(base), name, base or None, problems
+    return layout.file_coin or "", name, symbol, ()
+
+
 def _coin(
     layout: CsvLayout, row: Mapping[str, object], problems: list[str]
 ) -> tuple[str, str | None, str | None]:
-    name = cell(row, layout.name).strip() or None
-    symbol = cell(row, layout.symbol).strip() or None
-    if layout.coin_id:
-        coin_id = cell(row, layout.coin_id).strip()
-        if not coin_id:
-            problems.append(f"no coin id in {layout.coin_id!r}")
-        return coin_id, name, symbol
-    if layout.name:
-        coin_id = slugify(name or "")
-        if not coin_id:
-            problems.append(f"no coin name in {layout.name!r}")
-        return coin_id, name, symbol
-    if layout.symbol:
-        base, quote = _split_pair(symbol or "")
-        if not base:
-            problems.append(f"no symbol in {layout.symbol!r}")
-        elif quote is not None and quote not in _QUOTES:
-            problems.append(f"pair {symbol!r} is quoted in {quote}, not USD")
-        return slugify(base), name, base or None
-    return layout.file_coin or "", name, symbol
+    coin = cell(row, layout.coin_id or layout.name or layout.symbol)
+    coin_id, name, symbol, wrong = coin_of(
+        layout, coin, cell(row, layout.name), cell(row, layout.symbol)
+    )
+    problems.extend(wrong)
+    return coin_id, name, symbol
 
 
 def read_row(

@@ -163,3 +163,47 @@ def parse_datetime(text: str, now: datetime) -> datetime | None:
         )
         return _in_range(text, moment, now)
     raise AmbiguousValue(f"{text!r} is not a date this service reads")
+
+
+# Number formats a column can show (see `number_format`): thousands grouped with commas and a
+# decimal point, or a decimal comma (with or without dot groups).
+GROUPING = "grouping"
+DECIMAL_COMMA = "decimal_comma"
+BOTH = "both"
+_ONE_COMMA_GROUP = re.compile(r"^[+-]?\d{1,3},\d{3}$")
+_LONG_DECIMAL_COMMA = re.compile(r"^[+-]?(?:\d+,(?:\d{1,2}|\d{4,})|\d{4,},\d{3})$")
+
+
+def number_format(text: str) -> str | None:
+    """The convention a cell shows unambiguously (`GROUPING`: `1,000,300`, `2,100.25`;
+    `DECIMAL_COMMA`: `1.234,5`, `0,5`, `12,3456`), or None (plain, ambiguous or not a number)."""
+    value = text.strip().removeprefix("$").strip()
+    if _COMMA_GROUPS.match(value) and (value.count(",") >= 2 or "." in value):
+        return GROUPING
+    if _DOT_GROUPS_COMMA_DECIMAL.match(value) or _LONG_DECIMAL_COMMA.match(value):
+        return DECIMAL_COMMA
+    return None
+
+
+def merge_format(known: str | None, shown: str | None) -> str | None:
+    """A column's convention once it has also shown `shown`."""
+    if shown is None or known == shown:
+        return known
+    return shown if known is None else BOTH
+
+
+def parse_number_in(text: str, column_format: str | None) -> float | None:
+    """`parse_number`, except that a value it refuses as ambiguous between a thousands comma and
+    a decimal comma (`245,000`, `0,5`) is read the way its column has shown it writes numbers
+    (`GROUPING` or `DECIMAL_COMMA`); a column that showed both, or neither, refuses it."""
+    try:
+        return parse_number(text)
+    except AmbiguousValue:
+        if column_format not in (GROUPING, DECIMAL_COMMA):
+            raise
+        value = text.strip().removeprefix("$").strip()
+        if _ONE_COMMA_GROUP.match(value):
+            return float(value.replace(",", "" if column_format == GROUPING else "."))
+        if column_format == DECIMAL_COMMA and number_format(value) == DECIMAL_COMMA:
+            return float(value.replace(".", "").replace(",", "."))
+        raise

@@ -16,12 +16,12 @@ from fastapi import APIRouter, HTTPException, Query, Request
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
-from cryptoetl.api.deps import PoolDep, SettingsDep
+from cryptoetl.api.deps import ReadPoolDep, SettingsDep
 from cryptoetl.api.freshness import stale_after_seconds
 from cryptoetl.api.params import AssetIdParam, validation_error
 from cryptoetl.db import assets as asset_queries
 from cryptoetl.db.assets import AssetView
-from cryptoetl.db.pool import Pool
+from cryptoetl.db.replica import ReadPool
 from cryptoetl.web.chart import Series, line_chart
 from cryptoetl.web.render import Pages
 from cryptoetl.web.routing import DATABASE_WAIT, PageRoute
@@ -59,7 +59,7 @@ class Chart:
 
 
 async def _lines(
-    pool: Pool, asset_id: str, sources: list[str], interval: str, since: datetime | None
+    pool: ReadPool, asset_id: str, sources: list[str], interval: str, since: datetime | None
 ) -> list[Series]:
     """Each source's bucket closes: one `asset_history` call per source, all at once on
     connections of their own (each reads its own index range; together they take about as
@@ -75,7 +75,7 @@ async def _lines(
     return list(await asyncio.gather(*(line(source) for source in sources)))
 
 
-async def _chart(pool: Pool, view: AssetView, window: Range, now: datetime) -> Chart:
+async def _chart(pool: ReadPool, view: AssetView, window: Range, now: datetime) -> Chart:
     """One line per mapped source over the chosen window; for "all", daily buckets, or hourly
     ones when the whole history is shorter than `HOURLY_UP_TO`."""
     length, interval = RANGES[window]
@@ -96,7 +96,7 @@ async def _chart(pool: Pool, view: AssetView, window: Range, now: datetime) -> C
 @router.get("/assets/{asset_id}", response_class=HTMLResponse)
 async def asset_page(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     settings: SettingsDep,
     asset_id: AssetIdParam,
     range_: Annotated[Range, Query(alias="range")] = "all",
@@ -124,7 +124,7 @@ async def asset_page(
 @router.get("/assets", response_class=HTMLResponse)
 async def assets_page(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     settings: SettingsDep,
     q: SearchText = None,
     page: Annotated[int, Query(ge=1, le=1_000_000)] = 1,

@@ -17,7 +17,7 @@ from fastapi import APIRouter, Request
 from markupsafe import Markup
 from starlette.responses import HTMLResponse
 
-from cryptoetl.api.deps import PoolDep, SettingsDep
+from cryptoetl.api.deps import ReadPoolDep, SettingsDep
 from cryptoetl.api.freshness import Problem, source_problem, stale_after_seconds
 from cryptoetl.api.schemas.runs import SourceStats, duration
 from cryptoetl.config import Settings
@@ -128,7 +128,7 @@ def _tooltip(run: asyncpg.Record, seconds: float | None) -> str:
 
 
 @router.get("/", response_class=HTMLResponse)
-async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> HTMLResponse:
+async def dashboard(request: Request, pool: ReadPoolDep, settings: SettingsDep) -> HTMLResponse:
     async with pool.acquire(timeout=DATABASE_WAIT) as conn:
         overview = await source_status.stats_overview(conn, REGISTRY.names)
         runs_total, runs = await run_queries.list_page(

@@ -14,7 +14,7 @@ import asyncpg
 from fastapi import APIRouter, Query, Request
 from starlette.responses import HTMLResponse
 
-from cryptoetl.api.deps import PoolDep
+from cryptoetl.api.deps import ReadPoolDep
 from cryptoetl.api.params import (
     RejectedCursorParam,
     one_of,
@@ -85,7 +85,7 @@ def _link(**params: object) -> str:
 @router.get("/rejected", response_class=HTMLResponse)
 async def rejected_page(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     source: FormText = None,
     run_id: FormText = None,
     cursor: RejectedCursorParam = None,

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Query, Request
 
 from cryptoetl.api.auth import AdminDep
-from cryptoetl.api.deps import PoolDep
+from cryptoetl.api.deps import WritePoolDep
 from cryptoetl.api.errors import error_response, request_id_of
 from cryptoetl.api.etl import BackfillDep, EtlDep
 from cryptoetl.api.params import SourceName
@@ -84,7 +84,7 @@ async def run_etl(
     request: Request,
     _: AdminDep,
     etl: EtlDep,
-    pool: PoolDep,
+    pool: WritePoolDep,
     source: Annotated[
         list[SourceName] | None,
         Query(description="A source to run (repeat for several).", max_length=12),
@@ -136,6 +136,7 @@ async def run_etl(
     ),
     responses={
         202: {"headers": {"Location": {"description": "Where to poll", "schema": {}}}},
+        400: {"model": ErrorResponse, "description": "The body is not valid JSON."},
         401: {"model": ErrorResponse, "description": "No valid bearer token."},
         403: {"model": ErrorResponse, "description": "No ADMIN_TOKEN is configured."},
         409: {"model": RunConflict, "description": "A backfill of the source is running."},
@@ -147,7 +148,7 @@ async def run_backfill(
     request: Request,
     _: AdminDep,
     backfills: BackfillDep,
-    pool: PoolDep,
+    pool: WritePoolDep,
     body: Annotated[BackfillRunRequest, Body()],
 ) -> JsonResponse:
     asked = BackfillRequest(

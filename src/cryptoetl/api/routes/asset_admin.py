@@ -17,7 +17,7 @@ from typing import Annotated
 from fastapi import APIRouter, HTTPException, Path, Request
 
 from cryptoetl.api.auth import AdminDep
-from cryptoetl.api.deps import PoolDep
+from cryptoetl.api.deps import WritePoolDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.params import PRINTABLE, one_of, validation_error
 from cryptoetl.api.responses import JsonResponse
@@ -83,7 +83,9 @@ def _answer(
     ),
     responses={**ADMIN_ERRORS, **INVALID, **UNAVAILABLE},
 )
-async def pin_mapping(request: Request, _: AdminDep, pool: PoolDep, pin: PinIn) -> JsonResponse:
+async def pin_mapping(
+    request: Request, _: AdminDep, pool: WritePoolDep, pin: PinIn
+) -> JsonResponse:
     source, coin_id = pin.source, pin.coin_id
     _check_source(source, "body")
     created = False
@@ -123,7 +125,7 @@ async def pin_mapping(request: Request, _: AdminDep, pool: PoolDep, pin: PinIn) 
     responses={**ADMIN_ERRORS, **NOT_FOUND, **INVALID, **UNAVAILABLE},
 )
 async def unpin_mapping(
-    request: Request, _: AdminDep, pool: PoolDep, source: SourcePath, coin_id: CoinIdPath
+    request: Request, _: AdminDep, pool: WritePoolDep, source: SourcePath, coin_id: CoinIdPath
 ) -> JsonResponse:
     _check_source(source, "path")
     async with pool.acquire() as conn, conn.transaction():
@@ -144,7 +146,7 @@ async def unpin_mapping(
     ),
     responses={**ADMIN_ERRORS, **UNAVAILABLE},
 )
-async def rebuild(request: Request, _: AdminDep, pool: PoolDep) -> JsonResponse:
+async def rebuild(request: Request, _: AdminDep, pool: WritePoolDep) -> JsonResponse:
     report = await sync_assets(pool, refresh=True, force=True)
     return JsonResponse(
         {

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, HTTPException, Query, Request
 
-from cryptoetl.api.deps import PoolDep, SettingsDep
+from cryptoetl.api.deps import ReadPoolDep, SettingsDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.freshness import stale_after_seconds
 from cryptoetl.api.middleware import latency_ms
@@ -36,6 +36,11 @@ in [`since`, `until`) of the asset's mapped coins: `open` and `close` are the pr
 first and the last observation in the bucket (by `observed_at`), `high` and `low` the extremes,
 `market_cap` and `volume_24h` those of the last observation that has one, `count` how many
 observations fell in the bucket. Buckets with no observation are left out.
+
+Whole hours are read from the hourly rollups, which keep every observation that arrived: an
+hour thinned to its last observation (`FULL_RESOLUTION_DAYS`) still reports its real open,
+high, low and count. A partial hour at either end of [`since`, `until`) is computed from the
+observations stored in it.
 
 With `source`, the series of that source's coins only; without it, sources are combined:
 {COMBINED}.
@@ -80,7 +85,7 @@ def _paged(
 )
 async def search_assets(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     settings: SettingsDep,
     q: Annotated[TextParam, Query(description="Symbol, or part of the name or id.")] = None,
     symbol: Annotated[TextParam, Query(description="Exact symbol, any case.")] = None,
@@ -113,7 +118,7 @@ async def search_assets(
     responses={**NOT_FOUND, **INVALID, **UNAVAILABLE},
 )
 async def get_asset(
-    request: Request, pool: PoolDep, settings: SettingsDep, asset_id: AssetIdParam
+    request: Request, pool: ReadPoolDep, settings: SettingsDep, asset_id: AssetIdParam
 ) -> JsonResponse:
     async with pool.acquire() as conn:
         view = await asset_queries.get_asset(
@@ -136,7 +141,7 @@ async def get_asset(
 )
 async def asset_history(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     asset_id: AssetIdParam,
     interval: Annotated[
         Literal["1h", "1d"], Query(description="Bucket size: an hour or a day (UTC).")
@@ -187,7 +192,7 @@ async def asset_history(
 )
 async def list_mappings(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     source: SourceParam = None,
     status: Annotated[
         Literal["mapped", "unmapped"] | None, Query(description="Only mapped, or unmapped, coins.")

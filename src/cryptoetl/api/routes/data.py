@@ -35,7 +35,7 @@ from cryptoetl.db.data_query import (
     QueryError,
     build_query,
 )
-from cryptoetl.db.pool import Pool
+from cryptoetl.db.replica import ReadPool
 from cryptoetl.db.versions import Versions, VersionWatcher, fetch_versions
 
 router = APIRouter(tags=["data"])
@@ -108,15 +108,19 @@ def _parse(request: Request, caches: DataCaches) -> ParsedQuery:
     return parsed
 
 
-async def _page(request: Request, pool: Pool, caches: DataCaches, parsed: ParsedQuery) -> Response:
+async def _page(
+    request: Request, pool: ReadPool, caches: DataCaches, parsed: ParsedQuery
+) -> Response:
     watcher: VersionWatcher = request.app.state.versions
     query, filters = parsed.query, parsed.query.filters
     if_none_match = request.headers.get("if-none-match")
     total: int | None = None
     with_count = not filters.by_source_only
     # 1. What does the database hold now? The watcher knows without a query, unless a change
-    # was just announced (or it is not connected): then ask, when the answer is any use.
-    versions = watcher.current()
+    # was just announced (or it is not connected): then ask, when the answer is any use. The
+    # watcher listens on the primary; a read replica may not have replayed what it announced,
+    # so reads on a replica ask the replica itself: cached pages are keyed on what it holds.
+    versions = None if pool.on_replica else watcher.current()
     if versions is None and (caches.bodies.enabled or if_none_match or with_count):
         async with pool.acquire() as conn:
             versions = await fetch_versions(conn)
@@ -185,7 +189,7 @@ async def _page(request: Request, pool: Pool, caches: DataCaches, parsed: Parsed
 async def get_data(request: Request) -> Response:
     caches: DataCaches = request.app.state.caches
     parsed = _parse(request, caches)
-    pool: Pool = request.app.state.pool
+    pool: ReadPool = request.app.state.reads
     fmt = negotiate(parsed.format, request.headers.get("accept"))
     if fmt == "json":
         return await _page(request, pool, caches, parsed)

@@ -6,16 +6,23 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 
-from cryptoetl.api.deps import PoolDep, SettingsDep
+from cryptoetl.api.deps import SettingsDep, WritePoolDep
 from cryptoetl.api.errors import DATABASE_RETRY_AFTER
 from cryptoetl.api.etl import EtlControl
 from cryptoetl.api.freshness import STALE_INTERVALS, source_problems
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas.common import EtlLastRun, HealthResponse, SchedulerState
+from cryptoetl.api.schemas.common import (
+    EtlLastRun,
+    HealthResponse,
+    ReadReplicaState,
+    SchedulerState,
+)
+from cryptoetl.config import Settings
 from cryptoetl.db import lease as lease_queries
 from cryptoetl.db import runs as run_queries
 from cryptoetl.db import source_status
 from cryptoetl.db.pool import DATABASE_UNAVAILABLE, AcceptsConnections, ping
+from cryptoetl.db.replica import ReadPool
 
 router = APIRouter(tags=["health"])
 
@@ -42,6 +49,21 @@ def _scheduler(etl: EtlControl | None, lease: lease_queries.LeaseRow | None) -> 
     )
 
 
+def _replica(reads: ReadPool, settings: Settings) -> ReadReplicaState | None:
+    if reads.monitor is None:
+        return None
+    state = reads.monitor.state
+    return ReadReplicaState(
+        target=state.target,
+        connected=state.connected,
+        in_use=reads.on_replica,
+        lag_seconds=state.lag_seconds,
+        max_lag_seconds=settings.read_replica_max_lag_seconds,
+        reason=state.reason,
+        checked_at=state.checked_at,
+    )
+
+
 @router.get(
     "/api/v1/health",
     response_model=HealthResponse,
@@ -54,11 +76,14 @@ def _scheduler(etl: EtlControl | None, lease: lease_queries.LeaseRow | None) -> 
         f"{STALE_INTERVALS} intervals). 503 `unhealthy` with `database_connected: false` when "
         "the database does not answer or refuses new connections (it is shutting down), with "
         "`Retry-After`. `scheduler` says which replica holds the leader lease "
-        "(runs scheduled ETL) and whether it is this one."
+        "(runs scheduled ETL) and whether it is this one. With a read replica "
+        "(`DATABASE_READ_URL`), `read_replica` reports it and its lag; while it does not answer "
+        "or lags more than READ_REPLICA_MAX_LAG_SECONDS, reads fall back to the primary and "
+        "the status is `degraded` with the reason."
     ),
     responses={503: {"model": HealthResponse, "description": "The database is unreachable."}},
 )
-async def health(request: Request, pool: PoolDep, settings: SettingsDep) -> JsonResponse:
+async def health(request: Request, pool: WritePoolDep, settings: SettingsDep) -> JsonResponse:
     now = datetime.now(UTC)
     connected = await ping(pool)
     accepts: AcceptsConnections | None = request.app.state.accepts_connections
@@ -89,6 +114,9 @@ async def health(request: Request, pool: PoolDep, settings: SettingsDep) -> Json
                 now=now,
                 started_at=request.app.state.started_at,
             )
+    replica = _replica(request.app.state.reads, settings)
+    if replica is not None and not replica.in_use:
+        problems.append(replica.reason or "the read replica is not used")
     if not connected:
         status, reason = "unhealthy", "the database does not answer"
     elif problems:
@@ -102,6 +130,7 @@ async def health(request: Request, pool: PoolDep, settings: SettingsDep) -> Json
         timestamp=now,
         reason=reason,
         scheduler=_scheduler(request.app.state.etl, lease),
+        read_replica=replica,
     )
     if connected:
         return JsonResponse(body.model_dump(mode="json"))

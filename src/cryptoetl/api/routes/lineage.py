@@ -14,7 +14,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 
-from cryptoetl.api.deps import PoolDep
+from cryptoetl.api.deps import ReadPoolDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.middleware import latency_ms
 from cryptoetl.api.responses import JsonResponse
@@ -72,7 +72,7 @@ def _raw_table(source: str) -> str:
 )
 async def lineage(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     row_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The unified row's id.")],
 ) -> JsonResponse:
     async with pool.acquire() as conn:

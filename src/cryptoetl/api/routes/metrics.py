@@ -6,7 +6,7 @@ import structlog
 from fastapi import APIRouter, Request
 from starlette.responses import Response
 
-from cryptoetl.api.deps import PoolDep
+from cryptoetl.api.deps import WritePoolDep
 from cryptoetl.db import runs as run_queries
 from cryptoetl.db import sizes
 from cryptoetl.db.pool import DATABASE_UNAVAILABLE
@@ -20,7 +20,7 @@ log = structlog.get_logger(__name__)
 SCRAPE_TIMEOUT = 5.0
 
 
-async def _snapshot(pool: PoolDep) -> DatabaseSnapshot | None:
+async def _snapshot(pool: WritePoolDep) -> DatabaseSnapshot | None:
     try:
         async with pool.acquire(timeout=SCRAPE_TIMEOUT) as conn:
             totals = await run_queries.totals(conn)
@@ -58,7 +58,7 @@ async def _snapshot(pool: PoolDep) -> DatabaseSnapshot | None:
     response_class=Response,
     responses={200: {"content": {"text/plain": {"schema": {"type": "string"}}}}},
 )
-async def metrics(request: Request, pool: PoolDep) -> Response:
+async def metrics(request: Request, pool: WritePoolDep) -> Response:
     registry: Metrics = request.app.state.metrics
     snapshot = await _snapshot(pool)
     body, content_type = registry.render(snapshot, request.headers.get("accept", ""))

@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 
-from cryptoetl.api.deps import PoolDep
+from cryptoetl.api.deps import ReadPoolDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.middleware import latency_ms
 from cryptoetl.api.params import (
@@ -43,7 +43,7 @@ DEFAULT_REJECTED_PAGE_SIZE = 50
 )
 async def list_rejected(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     source: SourceParam = None,
     run_id: RunIdParam = None,
     cursor: RejectedCursorParam = None,

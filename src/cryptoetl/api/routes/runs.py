@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import asyncpg
 from fastapi import APIRouter, HTTPException, Path, Query, Request
 
-from cryptoetl.api.deps import PoolDep
+from cryptoetl.api.deps import ReadPoolDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.middleware import latency_ms
 from cryptoetl.api.params import RunStatusParam, SourceParam
@@ -49,7 +49,7 @@ def _run(row: asyncpg.Record, now: datetime) -> dict[str, Any]:
 )
 async def list_runs(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     source: SourceParam = None,
     status: RunStatusParam = None,
     page: Annotated[int, Query(ge=1, le=1_000_000, description="Page number, from 1.")] = 1,
@@ -84,7 +84,7 @@ async def list_runs(
 )
 async def get_run(
     request: Request,
-    pool: PoolDep,
+    pool: ReadPoolDep,
     run_id: Annotated[int, Path(ge=1, le=MAX_ID, description="The run's id.")],
 ) -> JsonResponse:
     async with pool.acquire() as conn:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime
 
 from fastapi import APIRouter, Request
 
-from cryptoetl.api.deps import PoolDep, SettingsDep
+from cryptoetl.api.deps import ReadPoolDep, SettingsDep
 from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.middleware import latency_ms
 from cryptoetl.api.responses import JsonResponse
@@ -32,7 +32,7 @@ router = APIRouter(tags=["etl"])
     ),
     responses=UNAVAILABLE,
 )
-async def stats(request: Request, pool: PoolDep, settings: SettingsDep) -> JsonResponse:
+async def stats(request: Request, pool: ReadPoolDep, settings: SettingsDep) -> JsonResponse:
     async with pool.acquire() as conn:
         overview = await source_status.stats_overview(conn, REGISTRY.names)
         tables = await sizes.table_sizes(conn)

@@ -38,6 +38,21 @@ class SchedulerState(BaseModel):
     )
 
 
+class ReadReplicaState(BaseModel):
+    """The read replica (`DATABASE_READ_URL`) as last checked (every second)."""
+
+    target: str = Field(description="host:port/database of the replica (never a password).")
+    connected: bool = Field(description="It answered the last check.")
+    in_use: bool = Field(description="Reads go to it now; false: they fall back to the primary.")
+    lag_seconds: float | None = Field(
+        description="How far its replay is behind the primary; 0 when it has replayed "
+        "everything the primary wrote; null when unknown."
+    )
+    max_lag_seconds: float = Field(description="READ_REPLICA_MAX_LAG_SECONDS.")
+    reason: str | None = Field(description="Why reads do not go to it, when they do not.")
+    checked_at: datetime | None
+
+
 class HealthResponse(BaseModel):
     status: Literal["healthy", "degraded", "unhealthy"] = Field(examples=["healthy"])
     database_connected: bool
@@ -51,6 +66,9 @@ class HealthResponse(BaseModel):
         examples=["coingecko: last run failed at 2025-12-27T10:30:04+00:00: HTTP 429"],
     )
     scheduler: SchedulerState = Field(description="The scheduler's leader election.")
+    read_replica: ReadReplicaState | None = Field(
+        default=None, description="The read replica; null when DATABASE_READ_URL is unset."
+    )
 
 
 class ErrorResponse(BaseModel):
