@@ -1,7 +1,8 @@
 """The docs a newcomer walks stay true to the repository: links, targets, paths, settings.
 
-Checked over README.md and every page of docs/ (not the notes in docs/_pending/, which are
-amendments on their way into the pages):
+Checked over README.md, every page of docs/, and the other notes of the repository
+(data/README.md, tests/fixtures/README.md, bench/*.md); not over docs/_pending/, whose notes are
+amendments on their way into the pages:
 
 - every relative link (and image) resolves to a file of the repository, and its `#anchor` to a
   heading of that page;
@@ -31,7 +32,9 @@ from tests.support import REPO
 
 DOCS = REPO / "docs"
 README = REPO / "README.md"
-PAGES = [README, *sorted(DOCS.glob("*.md"))]
+# the other READMEs and notes of the repository are held to the same rules
+OTHER_NOTES = [REPO / "data" / "README.md", REPO / "tests" / "fixtures" / "README.md"]
+PAGES = [README, *sorted(DOCS.glob("*.md")), *OTHER_NOTES, *sorted(REPO.glob("bench/*.md"))]
 README_MAX_LINES = 220
 EXPECTED_PAGES = (
     "architecture",
