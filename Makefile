@@ -13,7 +13,7 @@ DEV_STAMP := $(VENV)/.installed-dev
 .DEFAULT_GOAL := help
 # `docker compose` (the plugin), else the standalone `docker-compose`.
 COMPOSE ?= $(shell docker compose version >/dev/null 2>&1 && echo "docker compose" || echo docker-compose)
-.PHONY: help run test lint fmt migrate etl health stats data up down logs clean bench-api bench-assets bench-web
+.PHONY: help run test lint fmt migrate etl health stats data up down logs clean bench-api bench-assets bench-web bench-backfill
 
 help: ## list every target with what it does
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -90,3 +90,6 @@ bench-assets: $(DEV_STAMP) ## the assets bench: a year of hourly history among 1
 
 bench-web: $(DEV_STAMP) ## the dashboard bench: each page's latency on 1,000,000 rows (see docs/benchmarks.md)
 	$(BIN)/python bench/pages.py
+
+bench-backfill: $(DEV_STAMP) ## the backfill bench: a year of hourly history for 20 coins end to end (docs/backfill.md)
+	$(BIN)/python bench/backfill.py

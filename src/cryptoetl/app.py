@@ -5,7 +5,8 @@ module global. With `database_url` given (the CLI prepares the database before s
 lifespan only opens the pool; without it, the lifespan prepares the database itself.
 
 `app.state` holds: `settings`, `pool`, `versions` (the data versions, kept current by
-LISTEN/NOTIFY; see `db/versions.py`), `metrics` (a `cryptoetl.metrics.Metrics`, which is also
+LISTEN/NOTIFY; see `db/versions.py`), `accepts_connections` (does the server take new
+connections: health asks it), `metrics` (a `cryptoetl.metrics.Metrics`, which is also
 the `SourceEvents` to hand the pipeline), `caches` and `export_slots` (the data route's),
 `started_at` (when this instance started; the health check's grace period for sources that
 never ran), `pages` (the HTML pages' renderer, `cryptoetl.web`), and `etl` (what the `etl`
@@ -26,13 +27,15 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from datetime import UTC, datetime
 
 import structlog
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from cryptoetl import __version__
+from cryptoetl.api.body_limit import BodyLimitMiddleware
 from cryptoetl.api.cache import DataCaches
 from cryptoetl.api.errors import install_error_handlers
 from cryptoetl.api.etl import EtlFactory
 from cryptoetl.api.middleware import RequestIdMiddleware
+from cryptoetl.api.params import reject_repeated
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.routes import (
     admin,
@@ -47,7 +50,7 @@ from cryptoetl.api.routes import (
 )
 from cryptoetl.api.streaming import EXPORT_SLOTS
 from cryptoetl.config import Settings
-from cryptoetl.db.pool import DATABASE_ERRORS, open_pool
+from cryptoetl.db.pool import DATABASE_ERRORS, AcceptsConnections, open_pool
 from cryptoetl.db.server import prepare_database
 from cryptoetl.db.versions import watch_versions
 from cryptoetl.errors import describe
@@ -86,6 +89,7 @@ def create_app(
             if url is None:
                 url = await stack.enter_async_context(prepare_database(settings))
             app.state.pool = pool = await stack.enter_async_context(open_pool(url))
+            app.state.accepts_connections = AcceptsConnections(url)
             try:
                 await reap_dead_runs(pool)
             except DATABASE_ERRORS as exc:  # best effort: health reports the database
@@ -112,10 +116,15 @@ def create_app(
     app.state.started_at = datetime.now(UTC)
     app.state.etl = None
     app.state.pages = Pages()
+    app.state.accepts_connections = None
     install_error_handlers(app)
-    for module in (data, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
-        app.include_router(module.router)
+    # data checks repeated parameters itself (its query is parsed once and cached)
+    app.include_router(data.router)
+    single = [Depends(reject_repeated)]
+    for module in (assets, health, stats, runs, rejected, metrics, admin, asset_admin):
+        app.include_router(module.router, dependencies=single)
     for page in (dashboard, asset_page, rejected_page):
         app.include_router(page.router)
+    app.add_middleware(BodyLimitMiddleware, settings=settings)
     app.add_middleware(RequestIdMiddleware, metrics=app.state.metrics)
     return app

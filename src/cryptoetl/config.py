@@ -91,6 +91,12 @@ class Settings(BaseSettings):
         le=4096,
         description="Memory for /data responses cached per data version; 0 disables the cache.",
     )
+    api_max_body_kb: int = Field(
+        default=1024,
+        ge=1,
+        le=1024 * 1024,
+        description="The largest request body accepted, in KiB; a larger one answers 413.",
+    )
 
     @field_validator("enabled_sources", mode="before")
     @classmethod

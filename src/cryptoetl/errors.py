@@ -198,3 +198,7 @@ class AssetOverridesError(CryptoEtlError):
         self.path = path
         self.problem = problem
         super().__init__(f"asset overrides {path}: {problem}")
+
+
+class BackfillRequestError(CryptoEtlError):
+    """A backfill request that cannot be run as asked (the message says what to change)."""

@@ -14,7 +14,7 @@ from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 from cryptoetl.etl.background import STOPPING
 from cryptoetl.etl.service import open_etl
-from tests.support.api_data import eventually
+from tests.support.api_data import eventually, run_when_ended
 from tests.support.upstream import Upstream
 
 TOKEN = "adm1n-t0ken-for-tests"
@@ -58,16 +58,7 @@ def service(
 
 async def finished(client: httpx.AsyncClient, run_id: int, within: float = 10) -> dict[str, Any]:
     """The run as /api/v1/runs/{id} shows it once it is no longer running."""
-
-    async def probe() -> dict[str, Any]:
-        response = await client.get(f"/api/v1/runs/{run_id}")
-        assert response.status_code == 200
-        body: dict[str, Any] = response.json()
-        return body
-
-    run = await eventually(probe, lambda body: body["status"] != "running", within=within)
-    assert run["status"] != "running", f"run {run_id} still running after {within} s"
-    return run
+    return await run_when_ended(client, run_id, within)
 
 
 async def test_a_manual_run_answers_202_at_once_and_runs_to_completion(

@@ -106,6 +106,22 @@ async def eventually(
         await asyncio.sleep(0.02)
 
 
+async def run_when_ended(
+    client: httpx.AsyncClient, run_id: int, within: float = 10
+) -> dict[str, Any]:
+    """The run as /api/v1/runs/{id} shows it once it is no longer running."""
+
+    async def probe() -> dict[str, Any]:
+        response = await client.get(f"/api/v1/runs/{run_id}")
+        assert response.status_code == 200
+        body: dict[str, Any] = response.json()
+        return body
+
+    run = await eventually(probe, lambda body: body["status"] != "running", within=within)
+    assert run["status"] != "running", f"run {run_id} still running after {within} s"
+    return run
+
+
 def rows_as_items(rows: Sequence[Any]) -> list[dict[str, Any]]:
     """Database rows in the API's item shape (times as datetimes for comparison)."""
     return [dict(row) for row in rows]

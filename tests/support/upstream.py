@@ -9,7 +9,9 @@ They serve the recorded payloads in `tests/fixtures/` and take a fault program p
 
 and record every request (`upstream.requests`: api, path, query, headers, arrival times,
 status). Routes: `/api/v3/coins/markets`, `/api/v3/ping` (CoinGecko), `/v1/tickers`
-(CoinPaprika). Page 1 of `/coins/markets` is the real 250-coin recording; pages 2..N are
+(CoinPaprika), and the history endpoints of `tests/support/upstream_history.py`
+(`/api/v3/coins/{id}/market_chart/range`, `/v1/coins/{id}/ohlcv/historical`). Page 1 of
+`/coins/markets` is the real 250-coin recording; pages 2..N are
 synthetic copies (see tests/fixtures/README.md) up to `coingecko_pages`, then `[]`.
 
 For a demo without internet: `python -m tests.support.upstream --port 9000`, then point
@@ -34,6 +36,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.support import FIXTURES
+from tests.support.upstream_history import Candles, HistoryError, coingecko_series
 
 COINGECKO_PAGE_1 = (
     FIXTURES / "coingecko" / "coingecko_coins_markets_usd_per250_p1_2025-02-09_raw.json"
@@ -120,6 +123,11 @@ def not_a_list() -> Fault:
     return status(200, body.encode())
 
 
+def empty_list() -> Fault:
+    """A 200 with `[]`: an API with nothing to list (where it always has something)."""
+    return status(200, b"[]")
+
+
 def html_ok() -> Fault:
     """A 200 with an HTML page (a captive portal or a misrouted proxy)."""
     return status(
@@ -185,6 +193,12 @@ class Upstream:
         self.app.router.add_get("/api/v3/coins/markets", self._markets)
         self.app.router.add_get("/api/v3/ping", self._ping)
         self.app.router.add_get("/v1/tickers", self._tickers)
+        self.app.router.add_get("/api/v3/coins/{coin}/market_chart/range", self._market_chart)
+        self.app.router.add_get("/v1/coins/{coin}/ohlcv/historical", self._ohlcv)
+        # history endpoints (tests/support/upstream_history.py): how far back each "plan"
+        # reaches (None: no limit)
+        self.history_limit_days: dict[str, int | None] = {"coingecko": 365, "coinpaprika": None}
+        self.candles = Candles()
 
     # -- what tests use ------------------------------------------------------------------
     @property
@@ -247,7 +261,10 @@ class Upstream:
             return None
         return web.json_response({"error": f"invalid API key {given!r}"}, status=403)
 
-    async def _answer(self, api: str, request: web.Request, good: list[Any]) -> web.StreamResponse:
+    async def _answer(
+        self, api: str, request: web.Request, good: Any, own: Fault | None = None
+    ) -> web.StreamResponse:
+        """A programmed fault first, else `own` (the handler's: a 404...), else `good`."""
         seen = self._record(api, request)
         if self.delay[api]:
             await asyncio.sleep(self.delay[api])
@@ -255,14 +272,12 @@ class Upstream:
         if refused is not None:
             seen.status = refused.status
             return refused
-        fault = self._programs[api].popleft() if self._programs[api] else ok()
+        fault = self._programs[api].popleft() if self._programs[api] else (own or ok())
         response = await self._apply(fault, request, good)
         seen.status = response.status
         return response
 
-    async def _apply(
-        self, fault: Fault, request: web.Request, good: list[Any]
-    ) -> web.StreamResponse:
+    async def _apply(self, fault: Fault, request: web.Request, good: Any) -> web.StreamResponse:
         real = json.dumps(good, separators=(",", ":")).encode()
         if fault.kind == "hang":
             with contextlib.suppress(TimeoutError):
@@ -320,6 +335,40 @@ class Upstream:
         if "coinpaprika" in self.renamed:
             records = [rename(r, self.renamed["coinpaprika"]) for r in records]
         return await self._answer("coinpaprika", request, records)
+
+    async def _market_chart(self, request: web.Request) -> web.StreamResponse:
+        coin = {record["id"]: record for record in self.page_1}.get(request.match_info["coin"])
+        if coin is None:
+            own = status(404, json.dumps({"error": "coin not found"}).encode())
+            return await self._answer("coingecko", request, {}, own)
+        try:
+            start = float(request.query["from"])
+            end = float(request.query["to"])
+        except (KeyError, ValueError):
+            own = status(400, json.dumps({"error": "from and to are required"}).encode())
+            return await self._answer("coingecko", request, {}, own)
+        try:
+            series = coingecko_series(
+                coin, start, end, time.time(), self.history_limit_days["coingecko"]
+            )
+        except HistoryError as exc:
+            own = status(exc.status, json.dumps(exc.body).encode())
+            return await self._answer("coingecko", request, {}, own)
+        return await self._answer("coingecko", request, series)
+
+    async def _ohlcv(self, request: web.Request) -> web.StreamResponse:
+        ticker = {record["id"]: record for record in self.tickers}.get(request.match_info["coin"])
+        if ticker is None:
+            own = status(404, json.dumps({"error": "id not found"}).encode())
+            return await self._answer("coinpaprika", request, [], own)
+        try:
+            candles = self.candles.history(
+                ticker, dict(request.query), self.history_limit_days["coinpaprika"]
+            )
+        except HistoryError as exc:
+            own = status(exc.status, json.dumps(exc.body).encode())
+            return await self._answer("coinpaprika", request, [], own)
+        return await self._answer("coinpaprika", request, candles)
 
 
 def main(argv: list[str] | None = None) -> None:

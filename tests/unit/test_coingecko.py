@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from cryptoetl.config import Settings
+from cryptoetl.errors import BadPayloadError
 from cryptoetl.sources import load_settings
 from cryptoetl.sources.coingecko import CoinGeckoSettings, endpoint, resume_point
 from tests.support.sourcing import make_source, run_source
-from tests.support.upstream import Upstream
+from tests.support.upstream import Upstream, empty_list
 
 MakeSettings = Callable[..., Settings]
 
@@ -78,6 +79,16 @@ async def test_a_short_page_ends_the_cycle(
     assert [r.query["page"] for r in upstream.requests_to("coingecko")] == ["1", "2"]
     assert [len(b.items) for b in outcome.batches] == [250, 0]
     assert outcome.batches[-1].cursor["next_page"] is None
+
+
+async def test_an_empty_page_1_fails_the_fetch_saying_so(
+    upstream: Upstream, source_settings: MakeSettings
+) -> None:
+    """Page 1 answering `[]` is a fault, not the end of the list: no batch, an error."""
+    upstream.program("coingecko", empty_list())
+    with pytest.raises(BadPayloadError, match="page 1 of /coins/markets answered an empty list"):
+        await run_source(make_source("coingecko", source_settings(coingecko_pages=4)))
+    assert len(upstream.requests_to("coingecko")) == 1
 
 
 async def test_a_run_resumes_at_the_page_the_cursor_names(

@@ -9,12 +9,12 @@ from typing import Any
 import pytest
 
 from cryptoetl.config import Settings
-from cryptoetl.errors import UpstreamRejectedError
+from cryptoetl.errors import BadPayloadError, UpstreamRejectedError
 from cryptoetl.sources import load_settings
 from cryptoetl.sources.base import SourceContext
 from cryptoetl.sources.coinpaprika import CoinPaprika, CoinPaprikaSettings, endpoint
 from tests.support.sourcing import make_source, run_source
-from tests.support.upstream import Upstream
+from tests.support.upstream import Upstream, empty_list
 
 MakeSettings = Callable[..., Settings]
 
@@ -54,13 +54,13 @@ async def test_a_long_list_is_split_into_batches_with_running_positions(
     assert all(b.cursor == {} for b in outcome.batches)
 
 
-async def test_an_empty_list_is_one_empty_batch(
+async def test_an_empty_list_fails_the_fetch_saying_so(
     upstream: Upstream, source_settings: MakeSettings
 ) -> None:
-    """`[]` is an answer: one empty batch, so the run can say it got nothing."""
-    upstream.tickers = []
-    outcome = await run_source(make_source("coinpaprika", source_settings()))
-    assert [len(b.items) for b in outcome.batches] == [0]
+    """`[]` from /tickers is a fault (CoinPaprika always lists coins): no batch, an error."""
+    upstream.program("coinpaprika", empty_list())
+    with pytest.raises(BadPayloadError, match="/tickers answered an empty list"):
+        await run_source(make_source("coinpaprika", source_settings()))
 
 
 async def test_renamed_fields_become_rejections_with_reasons(

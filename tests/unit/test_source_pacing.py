@@ -110,3 +110,22 @@ async def test_both_sources_fetch_concurrently(
     paprika_at = upstream.requests_to("coinpaprika")[0].at
     gecko_first = upstream.requests_to("coingecko")[0].at
     assert abs(paprika_at - gecko_first) < 0.5
+
+
+async def test_background_requests_give_way_to_every_waiting_request() -> None:
+    """A backfill's requests (background) share the bucket but never go before a scheduled
+    run's: with both waiting, the scheduled ones take the tokens first."""
+    bucket = TokenBucket(600)  # 0.1 s apart
+    order: list[str] = []
+
+    async def take(name: str, background: bool) -> None:
+        await bucket.acquire(background=background)
+        order.append(name)
+
+    await bucket.acquire()  # the next token is 0.1 s away: everyone below waits
+    backfill = [asyncio.create_task(take(f"b{i}", True)) for i in range(3)]
+    await asyncio.sleep(0)
+    scheduled = [asyncio.create_task(take(f"s{i}", False)) for i in range(3)]
+    await asyncio.gather(*backfill, *scheduled)
+    # only the background request already holding the bucket goes first
+    assert order == ["b0", "s0", "s1", "s2", "b1", "b2"]

@@ -17,17 +17,25 @@ DISABLED = "the admin API is disabled: set ADMIN_TOKEN on the server to enable i
 UNAUTHORIZED = "a valid 'Authorization: Bearer <ADMIN_TOKEN>' header is required"
 
 
-async def require_admin(request: Request) -> None:
-    settings: Settings = request.app.state.settings
+def refusal(settings: Settings, authorization: str) -> HTTPException | None:
+    """Why a request with this `Authorization` header may not use the admin API, or None.
+    Also asked by `BodyLimitMiddleware` before any of the request's body is read."""
     if settings.admin_token is None:
-        raise HTTPException(status_code=403, detail=DISABLED)
-    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+        return HTTPException(status_code=403, detail=DISABLED)
+    scheme, _, presented = authorization.partition(" ")
     expected = settings.admin_token.get_secret_value().encode()
     valid = scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected)
     if not valid:
-        raise HTTPException(
+        return HTTPException(
             status_code=401, detail=UNAUTHORIZED, headers={"WWW-Authenticate": "Bearer"}
         )
+    return None
+
+
+async def require_admin(request: Request) -> None:
+    refused = refusal(request.app.state.settings, request.headers.get("authorization", ""))
+    if refused is not None:
+        raise refused
 
 
 AdminDep = Annotated[None, Depends(require_admin)]

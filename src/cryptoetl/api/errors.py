@@ -28,6 +28,7 @@ _KINDS = {
     405: "method_not_allowed",
     406: "not_acceptable",
     409: "conflict",
+    413: "payload_too_large",
     422: "invalid_parameters",
     429: "too_many_requests",
     503: "service_unavailable",
@@ -84,7 +85,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def validation_error(request: Request, exc: RequestValidationError) -> JsonResponse:
-        return error_response(request, 422, _clean_validation(exc.errors()))
+        errors = _clean_validation(exc.errors())
+        if any(error["type"] == "json_invalid" for error in errors):  # not JSON at all
+            return error_response(request, 400, errors)
+        return error_response(request, 422, errors)
 
     async def database_down(request: Request, exc: Exception) -> JsonResponse:
         return error_response(

@@ -18,6 +18,7 @@ from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
 from cryptoetl.db.runs import StartedRun
 from cryptoetl.metrics import Metrics
+from cryptoetl.models import BackfillRequest, BackfillStarted
 
 NO_ETL = "this process runs no ETL (the app was created without it)"
 
@@ -45,6 +46,21 @@ class EtlControl(Protocol):
         ...
 
 
+class BackfillControl(Protocol):
+    """The service's backfills (POST /admin/backfill)."""
+
+    @property
+    def replica(self) -> str: ...
+
+    async def backfill(self, request: BackfillRequest) -> BackfillStarted:
+        """Start a backfill in the background; returns once its run row exists.
+
+        Raises `BackfillRequestError` (a request that cannot run as asked), `RunInProgressError`
+        (a backfill of the source is running), `ServiceStoppingError`.
+        """
+        ...
+
+
 EtlFactory = Callable[[Settings, Pool, Metrics], AbstractAsyncContextManager[EtlControl]]
 """Builds the ETL for an app: settings, the app's pool, its metrics (the sources' events)."""
 
@@ -57,3 +73,14 @@ async def _etl(request: Request) -> EtlControl:
 
 
 EtlDep = Annotated[EtlControl, Depends(_etl)]
+
+
+async def _backfills(request: Request) -> BackfillControl:
+    etl = getattr(request.app.state, "etl", None)
+    if etl is None or not callable(getattr(etl, "backfill", None)):
+        raise HTTPException(503, NO_ETL)
+    control: BackfillControl = etl
+    return control
+
+
+BackfillDep = Annotated[BackfillControl, Depends(_backfills)]

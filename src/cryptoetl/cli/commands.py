@@ -6,10 +6,12 @@ a configuration error answer at once.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import signal
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from types import FrameType
 
 import structlog
@@ -27,6 +29,7 @@ EXIT_CONFIG = 2
 async def serve(settings: Settings, host: str, port: int) -> int:
     import uvicorn
 
+    from cryptoetl.api.protocol import JsonErrorProtocol
     from cryptoetl.app import create_app
     from cryptoetl.db.server import prepare_database
     from cryptoetl.etl.service import open_etl
@@ -45,7 +48,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, request_stop)
 
-    async with prepare_database(settings) as url:
+    async with prepare_database(settings, supervise=True) as url:
         if stop_requested:
             return EXIT_OK
         config = uvicorn.Config(
@@ -56,6 +59,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
             access_log=False,
             server_header=False,
             lifespan="on",
+            http=JsonErrorProtocol,
             timeout_graceful_shutdown=10,
         )
         server = uvicorn.Server(config)
@@ -104,6 +108,56 @@ async def etl_run(settings: Settings, sources: Sequence[str] | None) -> int:
     if all(outcome.status is RunStatus.SUCCESS for outcome in outcomes):
         return EXIT_OK
     return EXIT_FAILURE
+
+
+async def backfill(settings: Settings, args: argparse.Namespace) -> int:
+    """A backfill in the foreground: a line per chunk on stderr, the outcome on stdout."""
+    from cryptoetl.cli.progress import BackfillLines, format_backfill
+    from cryptoetl.db.pool import open_pool
+    from cryptoetl.db.server import prepare_database
+    from cryptoetl.errors import BackfillRequestError
+    from cryptoetl.etl.backfill import Backfill
+    from cryptoetl.etl.backfill_request import check, parse_time
+    from cryptoetl.models import BackfillRequest, RunStatus
+
+    try:
+        request = BackfillRequest(
+            source=args.source,
+            coins=args.coin,
+            top=args.top,
+            days=args.days,
+            since=parse_time(args.since) if args.since else None,
+            until=parse_time(args.until) if args.until else None,
+        )
+        check(request, datetime.now(UTC))  # before the database starts; begin checks again
+    except BackfillRequestError as exc:
+        print(f"cryptoetl: {exc}", file=sys.stderr)
+        return EXIT_CONFIG
+    task = asyncio.current_task()
+    if task is not None:  # SIGTERM stops the backfill like Ctrl-C: recorded, resumable
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    lines = BackfillLines(sys.stderr)
+    try:
+        async with prepare_database(settings) as url, open_pool(url, max_size=4) as pool:
+            runner = Backfill(settings, pool, progress=lines)
+            try:
+                started = await runner.begin(request)
+            except BackfillRequestError as exc:
+                print(f"cryptoetl: {exc}", file=sys.stderr)
+                return EXIT_CONFIG
+            except RunInProgressError as exc:
+                print(f"cryptoetl: a backfill {exc}", file=sys.stderr)
+                return EXIT_FAILURE
+            lines.started(started)
+            outcome = await runner.execute(started)
+    except asyncio.CancelledError:
+        print(
+            "cryptoetl: stopped; the backfill was recorded and resumes when run again",
+            file=sys.stderr,
+        )
+        return 128 + signal.SIGTERM
+    print(format_backfill(outcome), flush=True)
+    return EXIT_OK if outcome.status is RunStatus.SUCCESS else EXIT_FAILURE
 
 
 async def assets_rebuild(settings: Settings) -> int:

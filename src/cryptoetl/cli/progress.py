@@ -10,9 +10,12 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from cryptoetl.models import RunCounts, SourceOutcome
+
+if TYPE_CHECKING:
+    from cryptoetl.etl.backfill import BackfillOutcome, StartedBackfill
 
 SUMMARY_COLUMNS = (
     "source",
@@ -127,4 +130,51 @@ def format_summary(outcomes: Sequence[SourceOutcome]) -> str:
             left = i < 2 or n == 0
             cells.append(row[i].ljust(width) if left else row[i].rjust(width))
         lines.append("  ".join([*cells, row[-1]]).rstrip())
+    return "\n".join(lines)
+
+
+class BackfillLines:
+    """A backfill's progress on `stream`: one line per committed chunk and per failed coin."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.total = 0
+        self.done = 0
+
+    def started(self, started: StartedBackfill) -> None:
+        target = started.range
+        self.total = len(target.coins) * len(started.chunks)
+        self.stream.write(
+            f"{target.source}: backfill run {started.run_id}: {len(target.coins)} coins, "
+            f"{target.since:%Y-%m-%d %H:%M} to {target.until:%Y-%m-%d %H:%M} UTC, "
+            f"{len(started.chunks)} requests per coin\n"
+        )
+        self.stream.flush()
+
+    def chunk_loaded(self, coin: str, label: str, counts: RunCounts) -> None:
+        self.done += 1
+        self.stream.write(
+            f"[{self.done}/{self.total}] {label}: {counts.fetched} points, "
+            f"{counts.inserted} new, {counts.unchanged} unchanged, {counts.rejected} rejected\n"
+        )
+        self.stream.flush()
+
+    def coin_failed(self, coin: str, error: str) -> None:
+        self.stream.write(f"FAILED {error}\n")
+        self.stream.flush()
+
+
+def format_backfill(outcome: BackfillOutcome) -> str:
+    """The outcome: the run, its counts, then each failed coin with the provider's answer."""
+    counts = outcome.counts
+    lines = [
+        f"backfill run {outcome.run_id} ({outcome.source}): {outcome.status.value}",
+        f"coins loaded: {len(outcome.coins_loaded)}  failed: {len(outcome.coin_errors)}  "
+        f"requests: {outcome.chunks}",
+        f"fetched: {counts.fetched}  inserted: {counts.inserted}  updated: {counts.updated}  "
+        f"unchanged: {counts.unchanged}  rejected: {counts.rejected}",
+    ]
+    lines.extend(f"failed: {error}" for error in outcome.coin_errors.values())
+    if outcome.error and not outcome.coin_errors:
+        lines.append(f"error: {outcome.error}")
     return "\n".join(lines)

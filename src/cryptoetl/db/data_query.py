@@ -189,7 +189,8 @@ def decode_cursor(text: str) -> Cursor:
         if not isinstance(filters, str):
             raise ValueError("bad filters")
         value = _sort_value(SORTS[sort_name], raw_value)
-    except (ValueError, TypeError, binascii.Error, orjson.JSONDecodeError):
+    # OverflowError: a forged time at the edge of the calendar that UTC pushes out of it
+    except (ValueError, TypeError, OverflowError, binascii.Error, orjson.JSONDecodeError):
         raise QueryError(
             "cursor", "not a cursor this API issued; use next_cursor from a response"
         ) from None

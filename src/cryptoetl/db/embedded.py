@@ -47,6 +47,36 @@ def _prune_dead_handles(pgdata: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
+# server log lines that say why a server stopped
+_TELLING = ("shutdown request", "terminated by signal", "PANIC", "out of memory")
+
+
+def _alive(pid: int | None) -> bool:
+    """True when `pid` is a live process (a zombie, dead but not reaped, is not)."""
+    if pid is None:
+        return False
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def _remove_stale_locks(pgdata: Path, socket_dir: Path | None) -> None:
+    """Delete `postmaster.pid` and the socket's lock file when the process they name is dead.
+    A killed postmaster leaves them behind, and while nobody reaps the dead process its pid
+    still "exists", so both the package and PostgreSQL would believe the server still runs."""
+    locks = [pgdata / "postmaster.pid"]
+    if socket_dir is not None:
+        locks.extend(socket_dir.glob(".s.PGSQL.*.lock"))
+    for lock in locks:
+        try:
+            first = lock.read_text().split("\n", 1)[0].strip()
+        except OSError:
+            continue
+        if first.isdigit() and not _alive(int(first)):
+            lock.unlink(missing_ok=True)
+
+
 class EmbeddedPostgres:
     """One embedded server on one data directory."""
 
@@ -86,6 +116,44 @@ class EmbeddedPostgres:
         pid: int | None = self._server.get_pid()
         return pid
 
+    def running(self) -> bool:
+        """True while the postmaster this handle started (or adopted) is alive."""
+        server = self._server
+        return server is not None and _alive(server.get_postmaster_info().pid)
+
+    def stop_reason(self) -> str | None:
+        """What the server log says about why it stopped (its last line about a shutdown
+        request, a signal or a crash; else its last line), or None without a log."""
+        log = self.pgdata / "log"
+        try:
+            with log.open("rb") as handle:
+                handle.seek(max(0, log.stat().st_size - 8192))
+                lines = handle.read().decode(errors="replace").strip().splitlines()
+        except OSError:
+            return None
+        telling = [line for line in lines if any(word in line for word in _TELLING)]
+        chosen = telling[-1] if telling else (lines[-1] if lines else None)
+        return chosen.strip() if chosen else None
+
+    def restart(self) -> str:
+        """Start the server again on the same data directory after it died; its URL (the
+        socket directory is derived from the data directory, so it is the URL it had)."""
+        server = self._server
+        if server is None:
+            return self.start()
+        try:
+            _prune_dead_handles(self.pgdata)
+            _remove_stale_locks(self.pgdata, server.get_postmaster_info().socket_dir)
+            with server._lock:
+                server.ensure_postgres_running()
+            uri: str = server.get_uri()
+        except (OSError, subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
+            tail = self.stop_reason()
+            detail = f"; server log: {tail}" if tail else ""
+            reason = f"could not start: {exc}{detail}"
+            raise EmbeddedPostgresError(str(self.pgdata), reason) from None
+        return uri
+
     def stop(self) -> None:
         """Stop the server (fast shutdown). Safe to call twice."""
         server, self._server = self._server, None
@@ -93,5 +161,5 @@ class EmbeddedPostgres:
             return
         try:
             server.cleanup()
-        except (OSError, subprocess.SubprocessError, KeyError) as exc:
+        except (OSError, subprocess.SubprocessError, KeyError, psutil.Error) as exc:
             raise EmbeddedPostgresError(str(self.pgdata), f"could not stop: {exc}") from None

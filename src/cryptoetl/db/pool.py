@@ -8,7 +8,9 @@ and port and never the password. Starting a server and migrating it is `cryptoet
 
 from __future__ import annotations
 
+import asyncio
 import socket
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -35,6 +37,8 @@ DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
     asyncpg.CannotConnectNowError,
     asyncpg.AdminShutdownError,
     asyncpg.ConnectionDoesNotExistError,
+    # what a pooled connection raises when the server's socket vanished under it mid-query
+    asyncpg.InternalClientError,
     DatabaseError,
 )
 # Anything the database can fail with: unavailable, or a statement it refused. The ETL records
@@ -124,6 +128,40 @@ async def ping(pool: Pool, within: float = PING_TIMEOUT) -> bool:
             return bool(await conn.fetchval("SELECT 1", timeout=within))
     except DATABASE_ERRORS:
         return False
+
+
+class AcceptsConnections:
+    """Does the server accept a new connection? Asked at most once every `every` seconds.
+
+    A pooled connection is not enough to tell: during a "smart" shutdown (SIGTERM) PostgreSQL
+    keeps the sessions it has and refuses every new one, so a pool looks fine until the
+    moment the server goes away. Health asks this too.
+    """
+
+    def __init__(self, url: str, *, every: float = 1.0, within: float = PING_TIMEOUT) -> None:
+        self.url = url
+        self.every = every
+        self.within = within
+        self._answer = True
+        self._asked_at: float | None = None
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> bool:
+        async with self._lock:
+            now = time.monotonic()
+            if self._asked_at is not None and now - self._asked_at < self.every:
+                return self._answer
+            try:
+                conn = await asyncpg.connect(self.url, timeout=self.within)
+            except DATABASE_ERRORS as exc:
+                if self._answer:
+                    log.warning("database_refuses_connections", error=_reason(exc))
+                self._answer = False
+            else:
+                await conn.close(timeout=self.within)
+                self._answer = True
+            self._asked_at = time.monotonic()
+            return self._answer
 
 
 @asynccontextmanager

@@ -17,9 +17,17 @@ import asyncpg
 from cryptoetl.db.pool import Connection
 
 COUNT_CAP = 10_000
-COLUMNS = """
-    id, source, first_run_id, last_run_id, locator, file, line_no, raw, reason, seen_count,
-    first_seen_at, last_seen_at
+# A rejected record is served (API and page) with at most this many characters of its raw
+# text, then a marker with the full length; `raw_length` is always the stored length. Done
+# in SQL, so a 50 MB line stored before any cap never leaves the database whole.
+SERVED_RAW_CHARS = 4096
+COLUMNS = f"""
+    id, source, first_run_id, last_run_id, locator, file, line_no,
+    CASE WHEN length(raw) > {SERVED_RAW_CHARS}
+         THEN left(raw, {SERVED_RAW_CHARS}) || ' [... truncated: ' || length(raw)
+              || ' characters in all]'
+         ELSE raw END AS raw,
+    length(raw) AS raw_length, reason, seen_count, first_seen_at, last_seen_at
 """
 
 

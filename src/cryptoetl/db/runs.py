@@ -35,6 +35,7 @@ class FinishedRun:
     counts: RunCounts
     batches: int
     error: str | None
+    trigger: str | None = None
 
 
 # Every column of etl_runs, in one order: what every reader of the table selects.
@@ -59,6 +60,7 @@ def finished_run(row: asyncpg.Record) -> FinishedRun:
         ),
         batches=row["batches"],
         error=row["error"],
+        trigger=row["trigger"],
     )
 
 
@@ -68,13 +70,16 @@ async def start_runs(
     """Insert a `running` row for each source that has none; return only the rows inserted.
 
     The partial unique index `etl_runs_one_running` makes this atomic across processes: a
-    source that is already running (here or anywhere) is simply absent from the result.
+    source that is already running (here or anywhere) is simply absent from the result. A
+    backfill of the source (`etl_runs_one_backfill`, its own rule) does not count.
     """
+    if trigger is RunTrigger.BACKFILL:
+        raise ValueError("a backfill run starts through cryptoetl.db.backfill.start_run")
     rows = await conn.fetch(
         """
         INSERT INTO etl_runs (source, trigger, owner)
         SELECT source, $2, $3 FROM unnest($1::text[]) AS s(source)
-        ON CONFLICT (source) WHERE status = 'running' DO NOTHING
+        ON CONFLICT (source) WHERE status = 'running' AND trigger <> 'backfill' DO NOTHING
         RETURNING id, source, started_at
         """,
         list(sources),
@@ -84,16 +89,23 @@ async def start_runs(
     return [StartedRun(row["id"], row["source"], row["started_at"]) for row in rows]
 
 
-async def running(conn: Connection, sources: Sequence[str] | None = None) -> list[asyncpg.Record]:
-    """The `running` rows (of `sources`, or all): id, source, owner, started_at, heartbeat_at."""
+async def running(
+    conn: Connection, sources: Sequence[str] | None = None, *, backfill: bool | None = None
+) -> list[asyncpg.Record]:
+    """The `running` rows (of `sources`, or all): id, source, owner, started_at, heartbeat_at.
+
+    `backfill`: True only backfill runs, False only live runs, None both.
+    """
     return await conn.fetch(
         """
         SELECT id, source, owner, started_at, heartbeat_at, clock_timestamp() AS now
         FROM etl_runs
         WHERE status = 'running' AND ($1::text[] IS NULL OR source = any($1::text[]))
+          AND ($2::boolean IS NULL OR (trigger = 'backfill') = $2)
         ORDER BY id
         """,
         list(sources) if sources is not None else None,
+        backfill,
     )
 
 
@@ -155,9 +167,10 @@ async def end(
     or ended on its own meanwhile): nothing is written then.
 
     `read_to_end`: the run fetched everything its source had (see `checkpoints.record_end`).
+    A backfill run leaves the checkpoint alone: it says how the live data is doing.
     """
     finished = await finish(conn, run_id, status, error)
-    if finished is not None:
+    if finished is not None and finished.trigger != RunTrigger.BACKFILL:
         await checkpoints.record_end(
             conn,
             finished.source,

@@ -5,7 +5,8 @@ migrations.
         async with open_pool(url) as pool: ...
 
 Without `DATABASE_URL`, an embedded PostgreSQL (`cryptoetl.db.embedded`) is started on
-CRYPTOETL_DATA_DIR and stopped when the block ends. Every command that opens the database goes
+CRYPTOETL_DATA_DIR and stopped when the block ends; the service (`supervise=True`) has it
+restarted whenever it dies. Every command that opens the database goes
 through here, so pending migrations are always applied first.
 """
 
@@ -23,6 +24,7 @@ from cryptoetl.config import Settings
 from cryptoetl.db.embedded import EmbeddedPostgres
 from cryptoetl.db.migrate import migrate
 from cryptoetl.db.pool import connect, describe_target, with_database
+from cryptoetl.db.supervise import supervise as supervise_server
 
 log = structlog.get_logger(__name__)
 
@@ -44,9 +46,13 @@ async def ensure_database(server_url: str, database: str) -> str:
 
 
 @asynccontextmanager
-async def prepare_database(settings: Settings) -> AsyncIterator[str]:
-    """Yield the URL of a reachable, migrated database; stop the embedded server on exit."""
+async def prepare_database(settings: Settings, *, supervise: bool = False) -> AsyncIterator[str]:
+    """Yield the URL of a reachable, migrated database; stop the embedded server on exit.
+
+    With `supervise` (the service), an embedded server that dies while the block runs is
+    started again (`cryptoetl.db.supervise`)."""
     embedded: EmbeddedPostgres | None = None
+    watcher: asyncio.Task[None] | None = None
     try:
         if settings.database_url is None:
             embedded = EmbeddedPostgres(settings.cryptoetl_data_dir)
@@ -63,8 +69,14 @@ async def prepare_database(settings: Settings) -> AsyncIterator[str]:
             await conn.close()
         if applied:
             log.info("migrations_applied", files=applied)
+        if supervise and embedded is not None:
+            watcher = asyncio.create_task(supervise_server(embedded), name="embedded-postgres")
         yield url
     finally:
+        if watcher is not None:
+            watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await watcher
         if embedded is not None:
             await asyncio.to_thread(embedded.stop)
             log.info("embedded_postgres_stopped", data_dir=str(embedded.pgdata))

@@ -18,7 +18,7 @@ def _last_finished(status: str, alias: str) -> str:
     return f"""
         LEFT JOIN LATERAL (
             SELECT r.finished_at, r.error FROM etl_runs AS r
-            WHERE r.source = s.source AND r.status = '{status}'
+            WHERE r.source = s.source AND r.status = '{status}' AND r.trigger <> 'backfill'
             ORDER BY r.finished_at DESC LIMIT 1
         ) AS {alias} ON true"""
 
@@ -27,7 +27,7 @@ async def source_overview(conn: Connection, sources: Sequence[str]) -> list[asyn
     """Per source: its last run (any status), its last finished run, the finish times of its
     last success, last failure (failed or partial, with that run's error) and last run that
     loaded data (success or partial), and its row count. One row per name in `sources`, in
-    that order."""
+    that order. Backfill runs are left out: they say nothing about how fresh the live data is."""
     return await conn.fetch(
         f"""
         SELECT s.source,
@@ -45,12 +45,12 @@ async def source_overview(conn: Connection, sources: Sequence[str]) -> list[asyn
         FROM unnest($1::text[]) WITH ORDINALITY AS s(source, position)
         LEFT JOIN source_stats AS st ON st.source = s.source
         LEFT JOIN LATERAL (
-            SELECT * FROM etl_runs AS r WHERE r.source = s.source
+            SELECT * FROM etl_runs AS r WHERE r.source = s.source AND r.trigger <> 'backfill'
             ORDER BY r.started_at DESC, r.id DESC LIMIT 1
         ) AS last ON true
         LEFT JOIN LATERAL (
             SELECT r.status, r.finished_at, r.error FROM etl_runs AS r
-            WHERE r.source = s.source AND r.status <> 'running'
+            WHERE r.source = s.source AND r.status <> 'running' AND r.trigger <> 'backfill'
             ORDER BY r.started_at DESC, r.id DESC LIMIT 1
         ) AS done ON true
         {_last_finished("success", "ok")}

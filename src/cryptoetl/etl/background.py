@@ -103,6 +103,7 @@ class BackgroundRuns:
             _, pending = await asyncio.wait(tasks, timeout=self.stop_timeout)
             if pending:
                 log.error("runs_not_stopped", groups=len(pending), timeout=self.stop_timeout)
+        await self.pipeline.late_ends.close()
         try:
             await end_runs_of(self.pipeline.pool, self.pipeline.owner, STOPPING)
         except DATABASE_ERRORS as exc:

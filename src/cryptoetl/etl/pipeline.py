@@ -32,6 +32,7 @@ from cryptoetl.config import Settings
 from cryptoetl.db import checkpoints, runs
 from cryptoetl.db.pool import DATABASE_ERRORS, Pool
 from cryptoetl.errors import AssetOverridesError, RunInProgressError, describe
+from cryptoetl.etl.late_ends import LateEnds
 from cryptoetl.etl.leader import Fence
 from cryptoetl.etl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
 from cryptoetl.etl.reaper import reap_dead_runs
@@ -94,6 +95,10 @@ class Pipeline:
         self.heartbeat_seconds = heartbeat_seconds
         self.rate_limits = rate_limits
         self.host = socket.gethostname()
+        self.late_ends = LateEnds(pool)
+        # runs begun by this pipeline whose task has not ended: the only ones of this owner
+        # the reaper spares
+        self._live: set[int] = set()
 
     def _names(self, sources: Sequence[str] | None) -> list[str]:
         names = list(dict.fromkeys(sources)) if sources is not None else []
@@ -108,11 +113,14 @@ class Pipeline:
         return sorted(names)
 
     async def reap_dead_runs(self) -> list[runs.FinishedRun]:
-        """`reap_dead_runs` for this pipeline's database, sparing its own runs."""
+        """`reap_dead_runs` for this pipeline's database, sparing its own live runs; the ends
+        it could not write while the database was down are written first."""
+        await self.late_ends.flush()
         return await reap_dead_runs(
             self.pool,
             stale_after=self.heartbeat_seconds * MISSED_BEATS,
             spare_owner=self.owner,
+            live={*self._live, *self.late_ends.run_ids},
             host=self.host,
         )
 
@@ -130,6 +138,7 @@ class Pipeline:
         for _ in range(BEGIN_ATTEMPTS):
             group = await self._try_begin(names, trigger, skip_busy, fence)
             if group is not None:
+                self._live.update(group.run_ids.values())
                 log.info(
                     "runs_started", trigger=trigger.value, runs=group.run_ids, busy=dict(group.busy)
                 )
@@ -148,7 +157,10 @@ class Pipeline:
                 started_names = {run.source for run in started}
                 busy = [name for name in names if name not in started_names]
                 running = (
-                    {row["source"]: row["id"] for row in await runs.running(conn, busy)}
+                    {
+                        row["source"]: row["id"]
+                        for row in await runs.running(conn, busy, backfill=False)
+                    }
                     if busy
                     else {}
                 )
@@ -167,6 +179,12 @@ class Pipeline:
         """Run every source of `group` concurrently; one outcome per source, in group order."""
         if not group.runs:
             return []
+        try:
+            return await self._execute(group)
+        finally:
+            self._live.difference_update(group.run_ids.values())
+
+    async def _execute(self, group: RunGroup) -> list[SourceOutcome]:
         async with self.session_factory(self.settings) as session:
             setup = RunSetup(
                 pool=self.pool,
@@ -174,6 +192,7 @@ class Pipeline:
                     self.settings, session, self.events, rate_limits=self.rate_limits
                 ),
                 progress=self.progress,
+                late_ends=self.late_ends,
             )
             beat = asyncio.create_task(self._heartbeat(list(group.run_ids.values())))
             try:

@@ -10,13 +10,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 
 from cryptoetl.db.load import RawRow
 from cryptoetl.models import Accepted, Batch, LocatorKind, Rejection, SourceRecord, UnifiedRecord
-from cryptoetl.sources.base import Source
+from cryptoetl.sources.base import SourceInfo
+
+
+class Transformer(Protocol):
+    """What preparing a batch needs of a source (a live source, or a history endpoint)."""
+
+    @property
+    def info(self) -> SourceInfo: ...
+
+    def transform(self, item: SourceRecord, batch: Batch) -> Accepted | Rejection: ...
 
 
 @dataclass(slots=True)
@@ -62,7 +71,7 @@ def _raw_row(accepted: Accepted, batch: Batch, kind: LocatorKind) -> RawRow | st
     return RawRow(locator.key, None, locator.line, _file_path(batch), payload)
 
 
-def prepare_batch(source: Source, batch: Batch) -> PreparedBatch:
+def prepare_batch(source: Transformer, batch: Batch) -> PreparedBatch:
     """Transform every item of `batch` with `source.transform`."""
     prepared = PreparedBatch(fetched=len(batch.items))
     for item in batch.items:

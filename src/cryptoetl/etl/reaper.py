@@ -6,7 +6,7 @@ Kept apart from the pipeline (it needs no source) so that the API's lifespan can
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 
 import asyncpg
 import structlog
@@ -18,23 +18,30 @@ from cryptoetl.models import RunStatus
 
 log = structlog.get_logger(__name__)
 
+ORPHANED = "the run's task ended without recording its end (the database was unavailable)"
+
 
 async def reap_dead_runs(
     pool: Pool,
     *,
     stale_after: float = HEARTBEAT_SECONDS * MISSED_BEATS,
     spare_owner: str | None = None,
+    live: Collection[int] | None = None,
     host: str | None = None,
 ) -> list[runs.FinishedRun]:
     """Mark `failed`, with the reason, every running run whose owner is dead; return them.
 
     Call it at start-up (the API lifespan does) and before starting runs (`begin` does).
-    Runs owned by `spare_owner` (the caller itself) are never reaped.
+    Runs owned by `spare_owner` (the caller itself) are never reaped, except, when `live` (the
+    caller's runs still executing) is given, those not in it: their task ended without
+    recording the end, so only their row still says `running`.
     """
 
     def reason_of(row: asyncpg.Record) -> str | None:
         if row["owner"] == spare_owner:
-            return None
+            if live is None or row["id"] in live:
+                return None
+            return ORPHANED
         return death_reason(
             row["owner"], row["heartbeat_at"], row["now"], stale_after=stale_after, host=host
         )

@@ -2,6 +2,7 @@
 
     async with open_etl(settings, pool, metrics) as etl:   # the API lifespan enters it
         await etl.trigger(["coingecko"])                    # POST /admin/etl/run
+        await etl.backfill(BackfillRequest(...))            # POST /admin/backfill
         etl.is_leader                                       # /api/v1/health, /metrics
 
 Every replica runs an `AsyncIOScheduler` with one interval job (`coalesce=True`,
@@ -12,6 +13,10 @@ logged; the others run) and the lease check as the fence inside `begin`'s transa
 other replicas do nothing. With ETL_RUN_ON_STARTUP the first tick is at once (trigger
 `startup`), in the background: the API answers meanwhile. A tick waits for its run to end, so a
 run longer than the interval makes APScheduler skip (and log) the ticks that fall inside it.
+
+Backfills (`POST /admin/backfill`) run in the background beside the schedule, with the same
+`RateLimits`: one request budget per provider in the process, the scheduled runs' requests
+first (see `cryptoetl.sources.ratelimit`).
 
 The admin trigger works on every replica, leader or not: the database's one-running-run-per-
 source rule is the single-flight guard that the schedule and the trigger share.
@@ -37,11 +42,12 @@ from cryptoetl.config import Settings
 from cryptoetl.db.pool import DATABASE_ERRORS, Pool
 from cryptoetl.db.runs import StartedRun
 from cryptoetl.errors import NotLeaderError, RunInProgressError, ServiceStoppingError, describe
-from cryptoetl.etl.background import BackgroundRuns
+from cryptoetl.etl.backfill import Backfill, BackfillOutcome
+from cryptoetl.etl.background import STOPPING, BackgroundRuns
 from cryptoetl.etl.leader import LeaderLease
 from cryptoetl.etl.owner import this_process
 from cryptoetl.etl.pipeline import Pipeline
-from cryptoetl.models import RunTrigger
+from cryptoetl.models import BackfillRequest, BackfillStarted, RunTrigger
 from cryptoetl.sources.base import SourceEvents
 from cryptoetl.sources.ratelimit import RateLimits
 
@@ -53,10 +59,20 @@ JOB_ID = "etl"
 class EtlService:
     """The ETL of one replica: background runs, the leader lease and the schedule."""
 
-    def __init__(self, settings: Settings, runs: BackgroundRuns, lease: LeaderLease) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        runs: BackgroundRuns,
+        lease: LeaderLease,
+        backfills: Backfill | None = None,
+    ) -> None:
         self.settings = settings
         self.runs = runs
         self.lease = lease
+        self.backfills = backfills or Backfill(
+            settings, runs.pipeline.pool, rate_limits=runs.pipeline.rate_limits
+        )
+        self._backfill_tasks: set[asyncio.Task[BackfillOutcome]] = set()
         self._startup_pending = settings.etl_run_on_startup
         self._stopping = False
         self._scheduler = AsyncIOScheduler(timezone=UTC)
@@ -73,6 +89,20 @@ class EtlService:
         """A manual run (see `EtlControl.trigger`)."""
         group, _ = await self.runs.start(sources, RunTrigger.MANUAL)
         return group.runs
+
+    async def backfill(self, request: BackfillRequest) -> BackfillStarted:
+        """Start a backfill in the background (see `cryptoetl.etl.backfill`); returns once its
+        run row exists. Raises `BackfillRequestError`, `RunInProgressError` (a backfill of the
+        source is running), `ServiceStoppingError`."""
+        if self._stopping:
+            raise ServiceStoppingError()
+        started = await self.backfills.begin(request)
+        task = asyncio.create_task(
+            self.backfills.execute(started), name=f"backfill-{started.run_id}"
+        )
+        self._backfill_tasks.add(task)
+        task.add_done_callback(self._backfill_tasks.discard)
+        return started.summary()
 
     def start_schedule(self) -> None:
         """Add the interval job (first tick at once with ETL_RUN_ON_STARTUP) and start."""
@@ -104,6 +134,11 @@ class EtlService:
         self._stopping = True
         if self._scheduler.running:
             self._scheduler.pause()
+        backfills = list(self._backfill_tasks)
+        for task in backfills:  # each records its end ("cancelled: ..."); its cursor stays
+            task.cancel(STOPPING)
+        if backfills:
+            await asyncio.wait(backfills, timeout=self.runs.stop_timeout)
         await self.runs.close()  # a tick waiting for its run returns now
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
@@ -153,10 +188,12 @@ async def open_etl(
 ) -> AsyncIterator[EtlService]:
     """The ETL of this process on `pool`, scheduled and leader-elected; see the module doc."""
     owner = str(this_process())
-    pipeline = Pipeline(settings, pool, events=events, owner=owner, rate_limits=RateLimits())
+    limits = RateLimits()  # one budget per provider in this process: live runs and backfills
+    pipeline = Pipeline(settings, pool, events=events, owner=owner, rate_limits=limits)
     runs = BackgroundRuns(pipeline)
+    backfills = Backfill(settings, pool, rate_limits=limits, events=events, owner=owner)
     async with LeaderLease(pool, owner, seconds=settings.scheduler_lease_seconds) as lease:
-        service = EtlService(settings, runs, lease)
+        service = EtlService(settings, runs, lease, backfills)
         service.start_schedule()
         try:
             yield service

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -24,8 +24,9 @@ import asyncpg
 import structlog
 
 from cryptoetl.db import checkpoints, load, runs
-from cryptoetl.db.pool import DATABASE_ERRORS, Pool
+from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import RunEndedError, SourceError, describe
+from cryptoetl.etl.late_ends import LateEnds
 from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
 from cryptoetl.models import Batch, LocatorKind, RunCounts, RunStatus, SourceOutcome
 from cryptoetl.sources.base import Source, SourceClass, SourceContext
@@ -58,6 +59,8 @@ class RunSetup:
     pool: Pool
     context: SourceContext
     progress: ProgressSink | None
+    # where an end that cannot be written now goes, to be written when the database is back
+    late_ends: LateEnds | None = None
 
 
 def root_cause(exc: BaseException) -> BaseException:
@@ -73,10 +76,23 @@ def root_cause(exc: BaseException) -> BaseException:
     return exc
 
 
-async def _load_batch(
-    pool: Pool, run: runs.StartedRun, kind: LocatorKind, batch: Batch, prepared: PreparedBatch
+CursorWriter = Callable[[Connection], Awaitable[None]]
+
+
+async def load_batch(
+    pool: Pool,
+    run: runs.StartedRun,
+    kind: LocatorKind,
+    batch: Batch,
+    prepared: PreparedBatch,
+    *,
+    write_cursor: CursorWriter | None = None,
 ) -> RunCounts:
-    """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters."""
+    """One transaction: raw rows, unified upsert, rejections, cursor, the run's counters.
+
+    The cursor is the source's checkpoint (`batch.cursor`), or what `write_cursor` writes (a
+    backfill's cursor) in the same transaction.
+    """
     async with pool.acquire() as conn, conn.transaction():
         await load.ensure_staging(conn)
         raw_ids = await load.store_raw(
@@ -85,7 +101,10 @@ async def _load_batch(
         rows, duplicates = load.stage_rows(prepared.records, raw_ids)
         upserted = await load.upsert_unified(conn, run.source, run.run_id, rows, duplicates)
         await load.store_rejections(conn, run.source, run.run_id, prepared.rejections)
-        await checkpoints.move_cursor(conn, run.source, batch.cursor)
+        if write_cursor is None:
+            await checkpoints.move_cursor(conn, run.source, batch.cursor)
+        else:
+            await write_cursor(conn)
         counts = RunCounts(
             fetched=prepared.fetched,
             inserted=upserted.inserted,
@@ -233,7 +252,7 @@ async def _fetch_and_load(
         try:
             async for batch, prepared in prepared_batches:
                 state.stage, label = "load", batch.label
-                state.counts += await _load_batch(
+                state.counts += await load_batch(
                     setup.pool, run, source.info.locator, batch, prepared
                 )
                 state.batches += 1
@@ -265,6 +284,10 @@ async def _finish(
     status, error, read_to_end = _status(state)
     finished = await _record_end(setup.pool, run, status, error, read_to_end)
     if finished is None:  # the database is gone: report what this process knows
+        later = "could not be recorded"
+        if setup.late_ends is not None:
+            setup.late_ends.add(run.run_id, status, error, read_to_end)
+            later = "is recorded when the database is back"
         finished = runs.FinishedRun(
             run_id=run.run_id,
             source=run.source,
@@ -273,7 +296,7 @@ async def _finish(
             finished_at=datetime.now(UTC),
             counts=state.counts,
             batches=state.batches,
-            error=f"{error or status.value}; and the run's end could not be recorded",
+            error=f"{error or status.value}; the run's end {later}",
         )
     outcome = SourceOutcome(
         source=run.source,

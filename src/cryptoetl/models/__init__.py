@@ -2,6 +2,7 @@
 
 - `records`: what flows through a run (records, batches, acceptances, rejections);
 - `runs`: a run's trigger, status, counts and outcome;
+- `backfill`: what a backfill is asked, and what it started;
 - `assets`: coins, assets, pins and matching decisions, and the spread between sources.
 
 The names are re-exported here, so `from cryptoetl.models import Batch` is the usual import.
@@ -18,6 +19,7 @@ from cryptoetl.models.assets import (
     Spread,
     spread_of,
 )
+from cryptoetl.models.backfill import BackfillRequest, BackfillStarted
 from cryptoetl.models.records import (
     Accepted,
     Batch,
@@ -34,6 +36,8 @@ __all__ = [
     "CONFIDENCE",
     "Accepted",
     "Asset",
+    "BackfillRequest",
+    "BackfillStarted",
     "Batch",
     "Coin",
     "Decision",

@@ -14,6 +14,7 @@ class RunTrigger(StrEnum):
     SCHEDULE = "schedule"
     MANUAL = "manual"
     CLI = "cli"
+    BACKFILL = "backfill"  # history from a provider's history endpoint (cryptoetl.etl.backfill)
 
 
 class RunStatus(StrEnum):

@@ -19,6 +19,7 @@ from typing import Any, Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from cryptoetl.config import SourceSettings, empty_is_unset
+from cryptoetl.errors import BadPayloadError
 from cryptoetl.models import Accepted, Batch, LocatorKind, Rejection, SourceRecord
 from cryptoetl.sources.base import SourceContext, SourceInfo
 from cryptoetl.sources.body import to_records
@@ -27,6 +28,8 @@ from cryptoetl.transform import coingecko as transform_module
 
 NAME = "coingecko"
 PER_PAGE = 250
+# Page 1 of the market list always has coins while CoinGecko works; `[]` there is a fault.
+EMPTY = "page 1 of /coins/markets answered an empty list; no data was loaded"
 HOSTS = {
     "demo": "https://api.coingecko.com/api/v3",
     "pro": "https://pro-api.coingecko.com/api/v3",
@@ -152,6 +155,8 @@ class CoinGecko:
                     headers=target.headers,
                     expect=list,
                 )
+                if page == 1 and not answer.data:
+                    raise BadPayloadError(NAME, EMPTY, url=answer.meta.url)
                 last = page >= pages or len(answer.data) < PER_PAGE
                 yield Batch(
                     source=NAME,

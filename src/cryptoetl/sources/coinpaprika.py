@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 
 from cryptoetl.config import SourceSettings, empty_is_unset
+from cryptoetl.errors import BadPayloadError
 from cryptoetl.models import Accepted, Batch, LocatorKind, Rejection, SourceRecord
 from cryptoetl.sources.base import SourceContext, SourceInfo
 from cryptoetl.sources.body import to_records
@@ -23,6 +24,7 @@ from cryptoetl.transform import coinpaprika as transform_module
 NAME = "coinpaprika"
 HOSTS = {"free": "https://api.coinpaprika.com/v1", "pro": "https://api-pro.coinpaprika.com/v1"}
 BATCH_SIZE = 1000
+EMPTY = "/tickers answered an empty list; CoinPaprika always lists coins, so no data was loaded"
 # CoinPaprika's plans are monthly quotas (free: 20,000 calls a month) with no per-minute figure;
 # one call per run is what matters there, and the budget only spaces retries.
 DEFAULT_BUDGET: dict[str, int] = {"free": 60, "pro": 600}
@@ -70,7 +72,10 @@ class CoinPaprika:
         self.batch_size = batch_size
 
     async def fetch(self, cursor: Mapping[str, Any]) -> AsyncIterator[Batch]:
-        """The whole ticker list, in batches of `batch_size` (one empty batch for `[]`)."""
+        """The whole ticker list, in batches of `batch_size`.
+
+        `[]` is not an answer CoinPaprika gives while it works (it lists thousands of coins):
+        it fails the fetch (`BadPayloadError`), so the run is `failed` saying so."""
         settings = self.context.settings.of(CoinPaprikaSettings)
         target = endpoint(settings)
         async with session_for(self.context) as session:
@@ -87,9 +92,11 @@ class CoinPaprika:
                 target.url("tickers"), params={"quotes": "USD"}, headers=target.headers
             )
         tickers: list[Any] = answer.data
-        for start in range(0, max(len(tickers), 1), self.batch_size):
+        if not tickers:
+            raise BadPayloadError(NAME, EMPTY, url=answer.meta.url)
+        for start in range(0, len(tickers), self.batch_size):
             chunk = tickers[start : start + self.batch_size]
-            label = f"tickers {start}-{start + len(chunk) - 1}" if chunk else "tickers (none)"
+            label = f"tickers {start}-{start + len(chunk) - 1}"
             yield Batch(
                 source=NAME,
                 items=to_records(chunk, offset=start),

@@ -136,8 +136,12 @@ class HttpClient:
         key_setting: str,
         has_key: bool,
         key_statuses: Collection[int],
+        background: bool = False,
     ) -> HttpClient:
-        """The client of `source` in a run: its bucket, the run's events and clock."""
+        """The client of `source` in a run: its bucket, the run's events and clock.
+
+        `background`: its requests yield the bucket to any other waiting (a backfill's do).
+        """
         return cls(
             source,
             session,
@@ -149,6 +153,7 @@ class HttpClient:
             key_setting=key_setting,
             has_key=has_key,
             key_statuses=key_statuses,
+            background=background,
         )
 
     def __init__(
@@ -164,6 +169,7 @@ class HttpClient:
         key_setting: str | None = None,
         has_key: bool = False,
         key_statuses: Collection[int] = (401, 403),
+        background: bool = False,
     ) -> None:
         self.source = source
         self.session = session
@@ -175,6 +181,7 @@ class HttpClient:
         self.key_setting = key_setting
         self.has_key = has_key
         self.key_statuses = frozenset(key_statuses)
+        self.background = background
 
     async def get_json(
         self,
@@ -188,13 +195,15 @@ class HttpClient:
         shown = display_url(url, params, self.scrub)
         retries = 0
         while True:
-            waited = await self.bucket.acquire()
+            waited = await self.bucket.acquire(background=self.background)
             if waited > 0.001:
                 self.events.rate_limit_wait(self.source, waited)
             try:
                 return await self._attempt(url, shown, params, headers, expect, retries + 1)
             except TransientSourceError as error:
                 if retries >= self.settings.max_retries:
+                    if error.retry_after is not None:  # the next request waits it out
+                        self.bucket.defer(error.retry_after)
                     raise RetriesExhaustedError(self.source, retries + 1, error) from None
                 retries += 1
                 delay = self._delay(retries, error)

@@ -6,6 +6,11 @@ at `60 / per_minute` seconds apart, so no 60-second window ever holds more than 
 requests, whatever window the provider counts in (retries included: they take tokens too).
 `min_interval` (RATE_LIMIT_DELAY) is a floor on the gap between two requests on top of that.
 
+A request made in the background (`acquire(background=True)`: a backfill's) waits while any
+other request is waiting for the bucket, so a backfill sharing a source's bucket with the
+scheduled ETL takes only the tokens the scheduled runs leave: it can slow them by at most the
+one request it may already be waiting to send, never starve them.
+
 A `Retry-After` pushes the bucket (`defer`): nothing is sent to that source before it expires,
 even by the next run when the pipeline keeps one `RateLimits` for the whole process.
 """
@@ -47,6 +52,9 @@ class TokenBucket:
         self._full_at = float("-inf")
         self._last_sent = float("-inf")
         self._not_before = float("-inf")
+        self._foreground = 0  # requests not in the background waiting for a token
+        self._no_foreground = asyncio.Event()
+        self._no_foreground.set()
 
     def _earliest(self, now: float) -> float:
         tolerance = (self.capacity - 1) * self.interval
@@ -57,18 +65,42 @@ class TokenBucket:
             self._not_before,
         )
 
-    async def acquire(self) -> float:
-        """Wait until a request may be sent, take its token, return the seconds waited."""
-        async with self._lock:
-            start = self._clock()
-            at = self._earliest(start)
-            while at > self._clock():
-                await self._sleep(at - self._clock())
-                at = self._earliest(self._clock())
-            now = self._clock()
-            self._full_at = max(self._full_at, now) + self.interval
-            self._last_sent = now
-            return max(0.0, now - start)
+    async def acquire(self, *, background: bool = False) -> float:
+        """Wait until a request may be sent, take its token, return the seconds waited.
+
+        `background`: first wait until no other request is waiting (see the module docstring).
+        """
+        start = self._clock()
+        if not background:
+            self._foreground += 1
+            self._no_foreground.clear()
+            try:
+                async with self._lock:
+                    return self._take(start, await self._wait_turn())
+            finally:
+                self._foreground -= 1
+                if not self._foreground:
+                    self._no_foreground.set()
+        while True:
+            while self._foreground:
+                await self._no_foreground.wait()
+            async with self._lock:
+                if self._foreground:  # one came while this waited for the lock: it goes first
+                    continue
+                return self._take(start, await self._wait_turn())
+
+    async def _wait_turn(self) -> float:
+        """Sleep until the bucket allows the next request (call it holding the lock)."""
+        at = self._earliest(self._clock())
+        while at > self._clock():
+            await self._sleep(at - self._clock())
+            at = self._earliest(self._clock())
+        return self._clock()
+
+    def _take(self, start: float, now: float) -> float:
+        self._full_at = max(self._full_at, now) + self.interval
+        self._last_sent = now
+        return max(0.0, now - start)
 
     def defer(self, seconds: float) -> None:
         """Send nothing for `seconds` from now (the upstream said Retry-After)."""

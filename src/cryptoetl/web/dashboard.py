@@ -21,6 +21,7 @@ from cryptoetl.api.deps import PoolDep, SettingsDep
 from cryptoetl.api.freshness import Problem, source_problem, stale_after_seconds
 from cryptoetl.api.schemas.runs import SourceStats, duration
 from cryptoetl.config import Settings
+from cryptoetl.db import backfill as backfill_queries
 from cryptoetl.db import rejected as rejected_queries
 from cryptoetl.db import runs as run_queries
 from cryptoetl.db import source_status
@@ -34,6 +35,7 @@ router = APIRouter(route_class=PageRoute, include_in_schema=False)
 
 RUNS_IN_TIMELINE = 60
 RUNS_IN_TABLE = 12
+BACKFILLS_SHOWN = 5
 
 # verdict -> (what the badge says, its colour class)
 VERDICTS = {
@@ -134,6 +136,7 @@ async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> H
         rejected_total, rejected_by_source = await rejected_queries.count_rejected_by_source(
             conn, [row["source"] for row in overview]
         )
+        backfills = await backfill_queries.recent(conn, BACKFILLS_SHOWN)
     now = datetime.now(UTC)
     cards = source_cards(overview, settings, now=now, started=request.app.state.started_at)
     problems = [card for card in cards if card.problem]
@@ -164,6 +167,7 @@ async def dashboard(request: Request, pool: PoolDep, settings: SettingsDep) -> H
         "rejected_cap": rejected_queries.COUNT_CAP,
         "rejected_by_source": rejected_by_source,
         "recent_runs": runs[:RUNS_IN_TABLE],
+        "backfills": backfills,
         "durations": durations,
         "longest_run": max((d for d in durations.values() if d is not None), default=None),
         # already escaped by the pure renderer

@@ -1,4 +1,5 @@
-"""POST /admin/etl/run: start an ETL run now, in the background; 202 with where to poll."""
+"""POST /admin/etl/run and POST /admin/backfill: start work now, in the background; 202 with
+where to poll."""
 
 from __future__ import annotations
 
@@ -10,14 +11,22 @@ from fastapi import APIRouter, Body, Query, Request
 from cryptoetl.api.auth import AdminDep
 from cryptoetl.api.deps import PoolDep
 from cryptoetl.api.errors import error_response, request_id_of
-from cryptoetl.api.etl import EtlDep
+from cryptoetl.api.etl import BackfillDep, EtlDep
 from cryptoetl.api.params import SourceName
 from cryptoetl.api.responses import JsonResponse
-from cryptoetl.api.schemas.admin import EtlRunAccepted, EtlRunRequest, RunConflict, StartedRunItem
+from cryptoetl.api.schemas.admin import (
+    BackfillAccepted,
+    BackfillRunRequest,
+    EtlRunAccepted,
+    EtlRunRequest,
+    RunConflict,
+    StartedRunItem,
+)
 from cryptoetl.api.schemas.common import ErrorResponse
 from cryptoetl.db import runs as run_queries
 from cryptoetl.db.pool import Pool
-from cryptoetl.errors import RunInProgressError, ServiceStoppingError
+from cryptoetl.errors import BackfillRequestError, RunInProgressError, ServiceStoppingError
+from cryptoetl.models import BackfillRequest
 
 router = APIRouter(tags=["admin"])
 
@@ -108,4 +117,68 @@ async def run_etl(
     location = items[0].poll if len(items) == 1 else "/api/v1/runs"
     return JsonResponse(
         accepted.model_dump(mode="json"), status_code=202, headers={"Location": location}
+    )
+
+
+@router.post(
+    "/admin/backfill",
+    status_code=202,
+    response_model=BackfillAccepted,
+    summary="Backfill history from a source's history endpoint",
+    description=(
+        "Starts a backfill (the options of `cryptoetl backfill`: `source`, `coins` and/or "
+        "`top`, `days` or `since` [`until`]) and answers 202 once its run row exists; it goes "
+        "on in the background, coin by coin, its requests sharing the source's request budget "
+        "with the scheduled ETL (scheduled requests first). Poll `/api/v1/runs/{id}` "
+        "(`Location`). 409 when a backfill of the source is already running (a live run of "
+        "the source is not in the way). 422 for a request that cannot run as asked (no coin, "
+        "no range, `top` with no snapshot yet). Needs `Authorization: Bearer $ADMIN_TOKEN`."
+    ),
+    responses={
+        202: {"headers": {"Location": {"description": "Where to poll", "schema": {}}}},
+        401: {"model": ErrorResponse, "description": "No valid bearer token."},
+        403: {"model": ErrorResponse, "description": "No ADMIN_TOKEN is configured."},
+        409: {"model": RunConflict, "description": "A backfill of the source is running."},
+        422: {"model": ErrorResponse, "description": "The request cannot run as asked."},
+        503: {"model": ErrorResponse, "description": "The database is down, or we are stopping."},
+    },
+)
+async def run_backfill(
+    request: Request,
+    _: AdminDep,
+    backfills: BackfillDep,
+    pool: PoolDep,
+    body: Annotated[BackfillRunRequest, Body()],
+) -> JsonResponse:
+    asked = BackfillRequest(
+        source=body.source,
+        coins=body.coins,
+        top=body.top,
+        days=body.days,
+        since=body.since,
+        until=body.until,
+    )
+    try:
+        started = await backfills.backfill(asked)
+    except BackfillRequestError as exc:
+        return error_response(request, 422, str(exc))
+    except RunInProgressError as exc:
+        return error_response(request, 409, str(exc), extra={"running": await _running(pool, exc)})
+    except ServiceStoppingError as exc:
+        return error_response(request, 503, str(exc), headers={"Retry-After": STOPPING_RETRY_AFTER})
+    poll = f"/api/v1/runs/{started.run_id}"
+    accepted = BackfillAccepted(
+        run_id=started.run_id,
+        source=started.source,
+        started_at=started.started_at,
+        coins=list(started.coins),
+        since=started.since,
+        until=started.until,
+        requests=started.requests,
+        poll=poll,
+        replica=backfills.replica,
+        request_id=request_id_of(request),
+    )
+    return JsonResponse(
+        accepted.model_dump(mode="json"), status_code=202, headers={"Location": poll}
     )

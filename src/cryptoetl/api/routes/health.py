@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from fastapi import APIRouter, Request
 
 from cryptoetl.api.deps import PoolDep, SettingsDep
+from cryptoetl.api.errors import DATABASE_RETRY_AFTER
 from cryptoetl.api.etl import EtlControl
 from cryptoetl.api.freshness import STALE_INTERVALS, source_problems
 from cryptoetl.api.responses import JsonResponse
@@ -14,7 +15,7 @@ from cryptoetl.api.schemas.common import EtlLastRun, HealthResponse, SchedulerSt
 from cryptoetl.db import lease as lease_queries
 from cryptoetl.db import runs as run_queries
 from cryptoetl.db import source_status
-from cryptoetl.db.pool import DATABASE_UNAVAILABLE, ping
+from cryptoetl.db.pool import DATABASE_UNAVAILABLE, AcceptsConnections, ping
 
 router = APIRouter(tags=["health"])
 
@@ -51,7 +52,8 @@ def _scheduler(etl: EtlControl | None, lease: lease_queries.LeaseRow | None) -> 
         f"partial), or its data was last loaded more than {STALE_INTERVALS} ETL intervals ago "
         f"(a source that never loaded data counts once the service has been up for "
         f"{STALE_INTERVALS} intervals). 503 `unhealthy` with `database_connected: false` when "
-        "the database does not answer. `scheduler` says which replica holds the leader lease "
+        "the database does not answer or refuses new connections (it is shutting down), with "
+        "`Retry-After`. `scheduler` says which replica holds the leader lease "
         "(runs scheduled ETL) and whether it is this one."
     ),
     responses={503: {"model": HealthResponse, "description": "The database is unreachable."}},
@@ -59,6 +61,9 @@ def _scheduler(etl: EtlControl | None, lease: lease_queries.LeaseRow | None) -> 
 async def health(request: Request, pool: PoolDep, settings: SettingsDep) -> JsonResponse:
     now = datetime.now(UTC)
     connected = await ping(pool)
+    accepts: AcceptsConnections | None = request.app.state.accepts_connections
+    if connected and accepts is not None:  # a server shutting down keeps its old sessions
+        connected = await accepts()
     last_run: EtlLastRun | None = None
     lease: lease_queries.LeaseRow | None = None
     problems: list[str] = []
@@ -98,4 +103,7 @@ async def health(request: Request, pool: PoolDep, settings: SettingsDep) -> Json
         reason=reason,
         scheduler=_scheduler(request.app.state.etl, lease),
     )
-    return JsonResponse(body.model_dump(mode="json"), status_code=200 if connected else 503)
+    if connected:
+        return JsonResponse(body.model_dump(mode="json"))
+    headers = {"Retry-After": DATABASE_RETRY_AFTER}
+    return JsonResponse(body.model_dump(mode="json"), status_code=503, headers=headers)

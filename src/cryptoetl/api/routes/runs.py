@@ -15,6 +15,7 @@ from cryptoetl.api.params import RunStatusParam, SourceParam
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.schemas.common import INVALID, NOT_FOUND, UNAVAILABLE
 from cryptoetl.api.schemas.runs import (
+    BackfillProgress,
     RejectedRecord,
     RejectedSummary,
     Run,
@@ -22,6 +23,7 @@ from cryptoetl.api.schemas.runs import (
     RunsPage,
     duration,
 )
+from cryptoetl.db import backfill as backfill_queries
 from cryptoetl.db import rejected as rejected_queries
 from cryptoetl.db import runs as run_queries
 from cryptoetl.db.data_query import MAX_ID
@@ -90,6 +92,7 @@ async def get_run(
         if row is None:
             raise HTTPException(404, f"no run with id {run_id}")
         count, rejected = await rejected_queries.of_run(conn, run_id, REJECTED_SAMPLE)
+        progress = (await backfill_queries.progress(conn, [run_id])).get(run_id)
     body = RunDetail.model_validate(
         {
             **_run(row, datetime.now(UTC)),
@@ -97,6 +100,7 @@ async def get_run(
                 count=count,
                 sample=[RejectedRecord.model_validate(dict(r)) for r in rejected],
             ),
+            "backfill": BackfillProgress.from_row(progress) if progress is not None else None,
             "request_id": request_id_of(request),
             "api_latency_ms": latency_ms(request),
         }

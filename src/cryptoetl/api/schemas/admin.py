@@ -1,4 +1,4 @@
-"""Request and response models of `POST /admin/etl/run`."""
+"""Request and response models of `POST /admin/etl/run` and `POST /admin/backfill`."""
 
 from __future__ import annotations
 
@@ -61,3 +61,44 @@ class RunningRun(BaseModel):
 
 class RunConflict(ErrorResponse):
     running: list[RunningRun] = Field(description="The runs already in progress.")
+
+
+class BackfillRunRequest(BaseModel):
+    """What to backfill: the options of `cryptoetl backfill`."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: Literal["coingecko", "coinpaprika"] = Field(examples=["coingecko"])
+    coins: list[str] = Field(
+        default_factory=list,
+        max_length=1000,
+        description="The source's coin ids (CoinGecko `bitcoin`, CoinPaprika `btc-bitcoin`).",
+        examples=[["bitcoin", "ethereum"]],
+    )
+    top: int | None = Field(
+        default=None,
+        ge=1,
+        le=1000,
+        description="Also the first N coins by market cap in the source's latest snapshot.",
+    )
+    days: int | None = Field(default=None, ge=1, le=36500, description="The last D days.")
+    since: datetime | None = Field(default=None, description="From this time (ISO 8601).")
+    until: datetime | None = Field(
+        default=None, description="To this time (with `since`; default: now)."
+    )
+
+
+class BackfillAccepted(BaseModel):
+    """The backfill's run row exists; it goes on in the background."""
+
+    trigger: Literal["backfill"] = "backfill"
+    run_id: int = Field(examples=[43])
+    source: str = Field(examples=["coingecko"])
+    started_at: datetime
+    coins: list[str]
+    since: datetime
+    until: datetime
+    requests: int = Field(description="History requests it will make (one per coin and chunk).")
+    poll: str = Field(description="Where to follow it.", examples=["/api/v1/runs/43"])
+    replica: str
+    request_id: str

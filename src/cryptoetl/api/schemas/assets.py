@@ -9,6 +9,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from cryptoetl.sources import REGISTRY
 
+# PostgreSQL cannot store a NUL; ids and symbols have no control characters at all
+NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
+NO_NUL = r"^[^\x00]*$"
+
 SOURCES: list[Any] = list(REGISTRY.names)
 
 
@@ -165,22 +169,24 @@ class PinIn(BaseModel):
     source: str = Field(
         min_length=1, max_length=100, examples=["csv"], json_schema_extra={"enum": SOURCES}
     )
-    coin_id: str = Field(
-        min_length=1, max_length=500, pattern=r"^[^\x00-\x1f\x7f]+$", examples=["btc"]
-    )
+    coin_id: str = Field(min_length=1, max_length=500, pattern=NO_CONTROL, examples=["btc"])
     asset_id: str | None = Field(
         max_length=100,
+        pattern=NO_CONTROL,
         description="The asset to pin the coin to; null keeps the coin unmapped.",
         examples=["bitcoin"],
     )
-    note: str | None = Field(default=None, max_length=500, examples=["exchange BTCUSD file"])
+    note: str | None = Field(
+        default=None, max_length=500, pattern=NO_NUL, examples=["exchange BTCUSD file"]
+    )
     symbol: str | None = Field(
         default=None,
         min_length=1,
         max_length=50,
+        pattern=NO_CONTROL,
         description="With `name`: create the asset when it does not exist yet.",
     )
-    name: str | None = Field(default=None, min_length=1, max_length=200)
+    name: str | None = Field(default=None, min_length=1, max_length=200, pattern=NO_NUL)
 
 
 class PinResult(BaseModel):

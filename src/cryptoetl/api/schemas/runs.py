@@ -90,7 +90,9 @@ class Run(BaseModel):
 
     id: int = Field(examples=[42])
     source: str = Field(examples=["coingecko"])
-    trigger: str = Field(description="startup, schedule, manual or cli.", examples=["schedule"])
+    trigger: str = Field(
+        description="startup, schedule, manual, cli or backfill.", examples=["schedule"]
+    )
     status: str = Field(description="running, success, partial or failed.", examples=["success"])
     started_at: datetime
     finished_at: datetime | None
@@ -121,7 +123,11 @@ class RejectedRecord(BaseModel):
     file: str | None
     line_no: int | None
     reason: str = Field(examples=["price_usd: not a number ('n/a')"])
-    raw: str = Field(description="The record as the source sent it.")
+    raw: str = Field(
+        description="The record as the source sent it; past 4,096 characters cut, ending with "
+        "' [... truncated: N characters in all]'."
+    )
+    raw_length: int = Field(description="Characters in the whole raw text as stored.")
     seen_count: int = Field(description="How many runs have met this same record.")
     first_run_id: int
     first_seen_at: datetime
@@ -133,8 +139,42 @@ class RejectedSummary(BaseModel):
     sample: list[RejectedRecord] = Field(description="The first of them, by id.")
 
 
+class CoinError(BaseModel):
+    coin: str
+    error: str = Field(description="The provider's answer for that coin.")
+
+
+class BackfillProgress(BaseModel):
+    """A backfill run's request and how far it got."""
+
+    coins: list[str]
+    since: datetime
+    until: datetime
+    requests_total: int = Field(description="History requests planned (coins x chunks).")
+    requests_done: int = Field(description="Chunks committed (or found done by an earlier run).")
+    coins_done: int
+    current_coin: str | None
+    coin_errors: list[CoinError]
+
+    @classmethod
+    def from_row(cls, row: Row) -> BackfillProgress:
+        return cls(
+            coins=list(row["coins"]),
+            since=row["range_start"],
+            until=row["range_end"],
+            requests_total=row["chunks_total"],
+            requests_done=row["chunks_done"],
+            coins_done=row["coins_done"],
+            current_coin=row["current_coin"],
+            coin_errors=[CoinError.model_validate(e) for e in row["coin_errors"]],
+        )
+
+
 class RunDetail(Run):
     rejected_records: RejectedSummary
+    backfill: BackfillProgress | None = Field(
+        default=None, description="A backfill run's coins, range and progress."
+    )
     request_id: str
     api_latency_ms: float
 
