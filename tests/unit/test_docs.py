@@ -11,6 +11,7 @@ amendments on their way into the pages:
   every dotted `cryptoetl.x.y` names a module or something in one;
 - every setting of every settings class in `cryptoetl` is documented in docs/operations.md (or,
   while its feature is landing, in a docs/_pending/*.md note);
+- every page of docs/ can be reached from the README by links;
 - the README stays short.
 """
 
@@ -120,6 +121,20 @@ def test_the_readme_is_short() -> None:
     """The README says what it is, the two commands, a tour, and where to read on."""
     lines = len(README.read_text().splitlines())
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
+
+
+def test_every_page_can_be_reached_from_the_readme() -> None:
+    """A newcomer who starts at the README can walk to every page of docs/ by its links."""
+    reached, frontier = {README}, [README]
+    while frontier:
+        page = frontier.pop()
+        for target in _links(page):
+            path = (page.parent / target.partition("#")[0]).resolve()
+            if path.suffix == ".md" and path.is_file() and path not in reached:
+                reached.add(path)
+                frontier.append(path)
+    unreached = [_rel(page) for page in sorted(DOCS.glob("*.md")) if page.resolve() not in reached]
+    assert unreached == []
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_rel)
