@@ -92,13 +92,14 @@ async def start_runs(
 async def running(
     conn: Connection, sources: Sequence[str] | None = None, *, backfill: bool | None = None
 ) -> list[asyncpg.Record]:
-    """The `running` rows (of `sources`, or all): id, source, owner, started_at, heartbeat_at.
+    """The `running` rows (of `sources`, or all): id, source, trigger, owner, started_at,
+    heartbeat_at.
 
     `backfill`: True only backfill runs, False only live runs, None both.
     """
     return await conn.fetch(
         """
-        SELECT id, source, owner, started_at, heartbeat_at, clock_timestamp() AS now
+        SELECT id, source, trigger, owner, started_at, heartbeat_at, clock_timestamp() AS now
         FROM etl_runs
         WHERE status = 'running' AND ($1::text[] IS NULL OR source = any($1::text[]))
           AND ($2::boolean IS NULL OR (trigger = 'backfill') = $2)
