@@ -103,6 +103,24 @@ async def test_a_run_resumes_at_the_page_the_cursor_names(
     assert all(b.cursor["cycle_started_at"] == started.isoformat() for b in outcome.batches)
 
 
+async def test_a_resumed_cycle_that_had_ended_starts_a_new_one(
+    upstream: Upstream, source_settings: MakeSettings
+) -> None:
+    """The upstream has 250 coins (page 1 full, page 2 empty) and a run stopped after page 1:
+    the next run resumes at page 2, finds it empty, and loads a new cycle from page 1 instead
+    of ending as a success that fetched nothing."""
+    started = datetime.now(UTC) - timedelta(seconds=30)
+    cursor = {"cycle_started_at": started.isoformat(), "next_page": 2, "pages": 4}
+    before = datetime.now(UTC)
+    outcome = await run_source(make_source("coingecko", source_settings(coingecko_pages=4)), cursor)
+    assert [r.query["page"] for r in upstream.requests_to("coingecko")] == ["2", "1", "2"]
+    assert [b.label for b in outcome.batches] == ["page 1", "page 2"]
+    assert len({a.record.coin_id for a in outcome.accepted}) == 250
+    assert outcome.batches[-1].cursor["next_page"] is None
+    new_cycle = datetime.fromisoformat(outcome.batches[0].cursor["cycle_started_at"])
+    assert new_cycle >= before
+
+
 NOW = datetime(2025, 2, 9, 18, 0, tzinfo=UTC)
 RECENT = (NOW - timedelta(seconds=60)).isoformat()
 

@@ -7,7 +7,9 @@ version path (e.g. `http://127.0.0.1:9000/api/v3`).
 The cursor committed with each batch: `{"cycle_started_at": iso, "next_page": p + 1 | None,
 "pages": N}`. A run resumes at `next_page` while that cycle is current (same COINGECKO_PAGES,
 started less than ETL_INTERVAL_SECONDS ago); otherwise it starts a new cycle at page 1. A page
-with fewer than 250 coins is the last one of the cycle.
+with fewer than 250 coins is the last one of the cycle. A resumed run whose first page answers
+an empty list finds that cycle already ended (its last page was full): it starts a new cycle at
+page 1 instead of recording a run that loaded nothing.
 """
 
 from __future__ import annotations
@@ -148,13 +150,20 @@ class CoinGecko:
                 has_key=settings.coingecko_api_key is not None,
                 key_statuses=(401,),
             )
-            for page in range(first, pages + 1):
+            page = first
+            while page <= pages:
                 answer = await client.get_json(
                     target.url("coins/markets"),
                     params=page_params(page),
                     headers=target.headers,
                     expect=list,
                 )
+                if not answer.data and page == first > 1:
+                    # the cycle this run resumed had ended already (its last page was full,
+                    # then the run stopped): a new cycle starts, not a run that loads nothing
+                    page = first = 1
+                    started = self.context.now()
+                    continue
                 if page == 1 and not answer.data:
                     raise BadPayloadError(NAME, EMPTY, url=answer.meta.url)
                 last = page >= pages or len(answer.data) < PER_PAGE
@@ -172,6 +181,7 @@ class CoinGecko:
                 )
                 if last:
                     return
+                page += 1
 
     def transform(self, item: SourceRecord, batch: Batch) -> Accepted | Rejection:
         """See `cryptoetl.transform.coingecko`."""
