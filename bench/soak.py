@@ -305,6 +305,7 @@ async def soak_run(args: argparse.Namespace) -> int:
     outcome.update(await read_outcome(url))
     await asyncio.to_thread(server.stop)
     shutil.rmtree(csv_dir, ignore_errors=True)
+    shutil.rmtree(WORK / "soak-pg", ignore_errors=True)  # ~0.5 GB after 20 minutes
     return report(args, soak, outcome)
 
 
