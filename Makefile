@@ -3,8 +3,17 @@ SHELL := /bin/bash
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
-API_URL ?= http://localhost:8000
 ENV_FILE ?= .env
+# The port `cryptoetl serve` listens on: API_PORT from the environment, else from $(ENV_FILE)
+# (as the service reads it), else 8000. API_URL overrides the whole address.
+API_PORT ?= $(shell sed -nE "s/^[[:space:]]*(export[[:space:]]+)?API_PORT[[:space:]]*=[[:space:]]*['\"]?([0-9]+).*/\2/p" \
+	"$(ENV_FILE)" 2>/dev/null | tail -n 1)
+API_URL ?= http://localhost:$(or $(API_PORT),8000)
+# GET a path of the running service: the body, and a non-zero exit when it cannot be reached or
+# answers an error status (curl's own status is kept, not swallowed by the echo after it).
+define get
+	@curl -sS --fail-with-body "$(API_URL)$(1)"; code=$$?; echo; exit $$code
+endef
 SOURCES ?=
 # Installs are redone only when pyproject.toml changes (the stamp files are older than it).
 RUN_STAMP := $(VENV)/.installed-run
@@ -58,14 +67,14 @@ etl: ## trigger an ETL run on the running service (ADMIN_TOKEN from the env or .
 	printf 'Authorization: Bearer %s\n' "$$token" | curl -sS --fail-with-body -X POST -H @- \
 		"$(API_URL)/admin/etl/run?$${query#&}"; code=$$?; echo; exit $$code
 
-health: ## GET /api/v1/health of the running service
-	@curl -sS "$(API_URL)/api/v1/health"; echo
+health: ## GET /api/v1/health of the running service (non-zero exit when down or unhealthy)
+	$(call get,/api/v1/health)
 
 stats: ## GET /api/v1/stats of the running service
-	@curl -sS "$(API_URL)/api/v1/stats"; echo
+	$(call get,/api/v1/stats)
 
 data: ## GET the first 10 rows of /api/v1/data from the running service
-	@curl -sS "$(API_URL)/api/v1/data?page=1&page_size=10"; echo
+	$(call get,/api/v1/data?page=1&page_size=10)
 
 up: ## build the image and start postgres + api in the background (needs .env)
 	@test -f .env || { echo "no .env: run 'cp .env.example .env' and set POSTGRES_PASSWORD" >&2; exit 1; }

@@ -35,10 +35,12 @@ from fastapi import Depends, FastAPI
 from cryptoetl import __version__
 from cryptoetl.api.body_limit import BodyLimitMiddleware
 from cryptoetl.api.cache import DataCaches
+from cryptoetl.api.docs_pages import install_docs
 from cryptoetl.api.errors import install_error_handlers
 from cryptoetl.api.etl import EtlFactory
 from cryptoetl.api.middleware import RequestIdMiddleware
-from cryptoetl.api.params import reject_repeated
+from cryptoetl.api.openapi import install_openapi, operation_id
+from cryptoetl.api.query_rules import check_query
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.routes import (
     admin,
@@ -128,7 +130,13 @@ def create_app(
         description=DESCRIPTION,
         lifespan=lifespan,
         default_response_class=JsonResponse,
+        docs_url=None,
+        redoc_url=None,
+        # every endpoint: a query parameter it does not know, or one repeated, is a 422
+        dependencies=[Depends(check_query)],
+        generate_unique_id_function=operation_id,
     )
+    app.state.query_rules = {}
     app.state.settings = settings
     app.state.metrics = Metrics()
     app.state.caches = DataCaches(settings.api_cache_mb * 1024 * 1024)
@@ -138,11 +146,10 @@ def create_app(
     app.state.pages = Pages()
     app.state.accepts_connections = None
     install_error_handlers(app)
-    # data checks repeated parameters itself (its query is parsed once and cached)
-    app.include_router(data.router)
-    single = [Depends(reject_repeated)]
-    for module in (lineage, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
-        app.include_router(module.router, dependencies=single)
+    install_docs(app)
+    install_openapi(app)
+    for module in (data, lineage, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
+        app.include_router(module.router)
     for page in (dashboard, asset_page, rejected_page):
         app.include_router(page.router)
     admin_routes = [*admin.router.routes, *asset_admin.router.routes]

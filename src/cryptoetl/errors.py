@@ -94,8 +94,10 @@ class SourceError(CryptoEtlError):
         self.source = source
         self.url = url
         self.message = message
-        where = f" ({url})" if url else ""
-        super().__init__(f"{source}: {message}{where}")
+        # The source is not in the text: whatever shows the error (a run's row, the status
+        # page, a log line) names the source beside it. The URL without its query string.
+        where = f" ({url.split('?', 1)[0]})" if url else ""
+        super().__init__(f"{message}{where}")
 
 
 class TransientSourceError(SourceError):

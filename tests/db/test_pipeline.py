@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+import structlog
+import structlog.testing
 
 from cryptoetl.config import Settings
 from cryptoetl.db.pool import Pool
@@ -181,10 +183,13 @@ async def test_fetch_failing_at_page_3_of_4_keeps_1_2_and_resumes_at_3(
     """Pages 1-2 stay committed with the cursor at page 3; the next run fetches only 3 and 4."""
     feed = FakeFeed(pages(4, 5), fail_at=3)
     pipeline = Pipeline(settings, pool, registry=registry(coingecko=feed))
-    [first] = await pipeline.run(["coingecko"], RunTrigger.SCHEDULE)
+    with structlog.testing.capture_logs() as logs:
+        [first] = await pipeline.run(["coingecko"], RunTrigger.SCHEDULE)
 
     assert first.status is RunStatus.PARTIAL
     assert "gave up after 4 attempts" in (first.error or "")
+    [finished] = [e for e in logs if e["event"] == "source_run_finished"]
+    assert finished["log_level"] == "warning"  # partial; a failed source logs an error
     assert (first.batches, first.counts.inserted) == (2, 10)
     assert await pool.fetchval("SELECT count(*) FROM unified_crypto_data") == 10
     cursor = await pool.fetchval("SELECT cursor FROM checkpoints WHERE source = 'coingecko'")

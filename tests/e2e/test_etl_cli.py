@@ -67,7 +67,7 @@ async def test_a_down_upstream_fails_its_source_and_the_run_exits_1(
     assert rows["coingecko"][1:4] == ["success", "250", "250"]
     assert rows["coinpaprika"][1:3] == ["failed", "0"]
     error = rows["coinpaprika"][8]
-    assert error.startswith("coinpaprika: gave up after 2 attempts")
+    assert error.startswith("gave up after 2 attempts")  # the source is named once, beside it
     run = await pool.fetchrow("SELECT status, error FROM etl_runs WHERE source = 'coinpaprika'")
     assert run is not None
     assert (run["status"], run["error"]) == ("failed", error)

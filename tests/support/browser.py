@@ -30,6 +30,12 @@ import aiohttp
 from tests.support.process import free_port
 
 CHROMIUM = Path("/usr/bin/chromium")
+# The network unreachable but for loopback: every request goes to a proxy on a port nothing
+# listens on (loopback bypasses a proxy), and no host name but the loopback ones resolves.
+OFFLINE_FLAGS = (
+    "--proxy-server=http://127.0.0.1:9",
+    "--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1",
+)
 FLAGS = (
     "--headless",
     "--no-sandbox",
@@ -200,8 +206,9 @@ async def _debugger_url(http: aiohttp.ClientSession, port: int, process: Any) ->
 
 
 @asynccontextmanager
-async def launch_browser(workdir: Path) -> AsyncIterator[Browser]:
-    """Chromium with a fresh profile under `workdir` (its log in `workdir/chromium.log`)."""
+async def launch_browser(workdir: Path, *, offline: bool = False) -> AsyncIterator[Browser]:
+    """Chromium with a fresh profile under `workdir` (its log in `workdir/chromium.log`);
+    `offline`: nothing but loopback addresses can be reached (`OFFLINE_FLAGS`)."""
     profile = workdir / "chromium-profile"
     profile.mkdir(parents=True, exist_ok=True)
     port = free_port()
@@ -209,6 +216,7 @@ async def launch_browser(workdir: Path) -> AsyncIterator[Browser]:
     process = await asyncio.create_subprocess_exec(
         str(CHROMIUM),
         *FLAGS,
+        *(OFFLINE_FLAGS if offline else ()),
         f"--user-data-dir={profile}",
         "--remote-debugging-address=127.0.0.1",
         f"--remote-debugging-port={port}",

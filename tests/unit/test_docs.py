@@ -1,7 +1,8 @@
 """The docs a newcomer walks stay true to the repository: links, targets, paths, settings.
 
-Checked over README.md and every page of docs/ (not the notes in docs/_pending/, which are
-amendments on their way into the pages):
+Checked over README.md, every page of docs/, and the other notes of the repository
+(data/README.md, tests/fixtures/README.md, bench/*.md); not over docs/_pending/, whose notes are
+amendments on their way into the pages:
 
 - every relative link (and image) resolves to a file of the repository, and its `#anchor` to a
   heading of that page;
@@ -10,6 +11,7 @@ amendments on their way into the pages):
   every dotted `cryptoetl.x.y` names a module or something in one;
 - every setting of every settings class in `cryptoetl` is documented in docs/operations.md (or,
   while its feature is landing, in a docs/_pending/*.md note);
+- every page of docs/ can be reached from the README by links;
 - the README stays short.
 """
 
@@ -31,7 +33,9 @@ from tests.support import REPO
 
 DOCS = REPO / "docs"
 README = REPO / "README.md"
-PAGES = [README, *sorted(DOCS.glob("*.md"))]
+# the other READMEs and notes of the repository are held to the same rules
+OTHER_NOTES = [REPO / "data" / "README.md", REPO / "tests" / "fixtures" / "README.md"]
+PAGES = [README, *sorted(DOCS.glob("*.md")), *OTHER_NOTES, *sorted(REPO.glob("bench/*.md"))]
 README_MAX_LINES = 220
 EXPECTED_PAGES = (
     "architecture",
@@ -117,6 +121,20 @@ def test_the_readme_is_short() -> None:
     """The README says what it is, the two commands, a tour, and where to read on."""
     lines = len(README.read_text().splitlines())
     assert lines <= README_MAX_LINES, f"README.md has {lines} lines (at most {README_MAX_LINES})"
+
+
+def test_every_page_can_be_reached_from_the_readme() -> None:
+    """A newcomer who starts at the README can walk to every page of docs/ by its links."""
+    reached, frontier = {README}, [README]
+    while frontier:
+        page = frontier.pop()
+        for target in _links(page):
+            path = (page.parent / target.partition("#")[0]).resolve()
+            if path.suffix == ".md" and path.is_file() and path not in reached:
+                reached.add(path)
+                frontier.append(path)
+    unreached = [_rel(page) for page in sorted(DOCS.glob("*.md")) if page.resolve() not in reached]
+    assert unreached == []
 
 
 @pytest.mark.parametrize("page", PAGES, ids=_rel)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import io
+import json
+import re
 from datetime import UTC, datetime, timedelta
+
+import structlog
 
 from cryptoetl.cli.progress import TerminalProgress, format_summary
 from cryptoetl.etl.prepare import prepare_batch
+from cryptoetl.log import configure_logging
 from cryptoetl.models import (
     Accepted,
     Batch,
@@ -23,6 +28,7 @@ from cryptoetl.sources.base import SourceContext, SourceInfo
 from tests.support.pipeline_fakes import FakeFeed, FakeSource, coin
 
 NOW = datetime(2025, 2, 9, 17, 0, tzinfo=UTC)
+ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 
 
 def batch(source: str, *payloads: dict[str, object]) -> Batch:
@@ -101,8 +107,8 @@ def test_summary_table_has_a_row_per_source_with_counts_and_error() -> None:
     assert lines[1].index("1000") == lines[2].index("1000")
 
 
-def test_progress_is_plain_lines_off_a_terminal_and_one_redrawn_line_on_one() -> None:
-    """A log gets a line per batch; a terminal gets the same line rewritten in place."""
+def test_progress_is_plain_lines_off_a_terminal() -> None:
+    """A log gets a line per batch."""
     plain = io.StringIO()
     sink = TerminalProgress(plain, live=False)
     sink.source_started("coingecko", 7)
@@ -113,12 +119,25 @@ def test_progress_is_plain_lines_off_a_terminal_and_one_redrawn_line_on_one() ->
     assert lines[1].startswith("coingecko: page 1: 250 rows (")
     assert lines[2] == "coingecko: success, 1000 rows"
 
+
+def test_live_progress_prints_log_lines_above_itself() -> None:
+    """On a terminal: a rich live display; a log line logged meanwhile is printed whole, on a
+    line of its own above the display (never glued to the progress line), and the logs get
+    their stream back when the display closes."""
     live = io.StringIO()
+    configure_logging("INFO", "json", stream=live)
+    log = structlog.get_logger("test")
     sink = TerminalProgress(live, live=True)
     sink.source_started("coingecko", 7)
+    log.info("csv_file_reading", file="x" * 200)
     sink.batch_loaded("coingecko", RunCounts(fetched=250), 1, "page 1")
     sink.source_finished(outcome("coingecko", RunStatus.SUCCESS))
     sink.close()
-    text = live.getvalue()
-    assert text.count("\n") == 1
-    assert text.endswith("\r\x1b[Kcoingecko success 1000 rows\n")
+    log.info("after_progress")
+    screen = [ANSI.sub("", line.split("\r")[-1]) for line in live.getvalue().split("\n")]
+    logged = [line for line in screen if '"event"' in line]
+    assert len(logged) == 2
+    assert all(line.startswith("{") and line.endswith("}") for line in logged)
+    assert json.loads(logged[0])["file"] == "x" * 200  # whole, not wrapped
+    assert "coingecko  success  1,000 rows" in screen
+    assert screen.index("coingecko  success  1,000 rows") < screen.index(logged[1])

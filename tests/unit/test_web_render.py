@@ -22,6 +22,13 @@ def parse(svg: str) -> ET.Element:
     return ET.fromstring(svg)  # noqa: S314 - our own output
 
 
+def plot_of(root: ET.Element) -> ET.Element:
+    """The plot (the SVG nested in `svg.chart`; the price labels are in `svg.y-axis`)."""
+    plot = root.find(f"{SVG}svg[@class='chart']/{SVG}svg")
+    assert plot is not None
+    return plot
+
+
 def paths(root: ET.Element) -> list[ET.Element]:
     return root.findall(f".//{SVG}path[@class='series']")
 
@@ -55,15 +62,19 @@ def test_chart_draws_one_path_per_series_with_points_in_order() -> None:
     assert [p.get("data-source") for p in drawn] == ["coingecko", "coinpaprika"]
     assert [p.get("stroke") for p in drawn] == ["#009E73", "#D55E00"]
     assert texts(root, "legend") == ["coingecko", "coinpaprika"]
-    assert root.findtext(f"{SVG}title") == "BTC"
+    assert root.findtext(f"{SVG}svg[@class='chart']/{SVG}title") == "BTC"
+    # the price labels are left of the plot, in an SVG of their own: no line crosses them
+    axis = root.find(f"{SVG}svg[@class='y-axis']")
+    assert axis is not None
+    assert [t.get("class") for t in axis.iter(f"{SVG}text")] == ["tick"] * len(texts(axis, "tick"))
+    assert texts(axis, "tick")
 
 
 def test_chart_puts_each_point_where_its_time_and_price_say() -> None:
     """First point at the left edge, last at the right, the lowest price on the bottom of the
     plot and the highest on its top, the middle one half-way (linear prices)."""
     root = parse(line_chart([Series("csv", daily([10.0, 11.0, 12.0]))], label="x"))
-    plot = root.find(f"{SVG}svg")
-    assert plot is not None
+    plot = plot_of(root)
     height = float(plot.get("height", "0"))
     assert coords(paths(root)[0].get("d", "")) == [
         ("M", 0.0, height),
@@ -98,12 +109,11 @@ def test_log_scale_puts_a_price_on_its_tick() -> None:
     points = [(T0, 68.0), (T0 + timedelta(days=1), 1000.0), (T0 + timedelta(days=2), 63000.0)]
     root = parse(line_chart([Series("csv", points)], label="x"))
     grid = {
-        text.text: float(text.get("y", "0")) + 4
+        text.text: float(text.get("y", "0")) - 4
         for text in root.iter(f"{SVG}text")
         if text.get("class") == "tick" and (text.text or "").startswith("$")
     }
-    plot = root.find(f"{SVG}svg")
-    assert plot is not None
+    plot = plot_of(root)
     top = float(plot.get("y", "0"))
     middle = coords(paths(root)[0].get("d", ""))[1]
     assert middle[2] + top == pytest.approx(grid["$1,000"], abs=0.01)
@@ -132,7 +142,7 @@ def test_sparse_series_get_markers_and_long_gaps_break_the_line() -> None:
     )
     snapshot, history = paths(root)
     assert [c for c, _, _ in coords(snapshot.get("d", ""))] == ["M"]
-    markers = root.findall(f"{SVG}circle")
+    markers = root.findall(f".//{SVG}circle")
     assert len(markers) == 1
     assert markers[0].findtext(f"{SVG}title") == "coingecko: $1.50 at 2025-02-06 00:00 UTC"
     assert [c for c, _, _ in coords(history.get("d", ""))].count("M") == 2
@@ -153,6 +163,8 @@ def test_empty_chart_says_there_is_nothing_to_draw() -> None:
     root = parse(line_chart([Series("csv", [])], label="x"))
     assert paths(root) == []
     assert "No prices to draw yet." in "".join(root.itertext())
+    said = parse(line_chart([Series("csv", [])], label="x", empty="No prices in this range."))
+    assert "No prices in this range." in "".join(said.itertext())
 
 
 @pytest.mark.parametrize(

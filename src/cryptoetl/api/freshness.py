@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from cryptoetl.models.times import utc_text
+
 STALE_INTERVALS = 3
 
 
@@ -59,7 +61,7 @@ def source_problem(
         error = f": {row['done_error']}" if row["done_error"] else ""
         return Problem(
             row["done_status"],
-            f"{source}: last run {row['done_status']} at {row['done_at'].isoformat()}{error}",
+            f"{source}: last run {row['done_status']} at {utc_text(row['done_at'])}{error}",
         )
     loaded = row["last_loaded_at"]
     if loaded is None:

@@ -13,14 +13,12 @@ from the code that validates.
 from __future__ import annotations
 
 import re
-from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Annotated, Any, Literal, get_args, get_origin
+from typing import Annotated, Any, Literal
 
-from fastapi import Path, Query, Request
+from fastapi import Path, Query
 from fastapi.exceptions import RequestValidationError
-from fastapi.routing import APIRoute
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, WithJsonSchema
 from starlette.datastructures import QueryParams
 
@@ -190,44 +188,12 @@ class DataParams(BaseModel):
     @classmethod
     def parse(cls, query: QueryParams) -> DataParams:
         """Validate the request's query string, or raise the 422 naming each bad parameter."""
-        check_repeated(query)
+        # unknown and repeated parameters were refused before (api/query_rules.py)
         try:
             return cls.model_validate(query)
         except ValidationError as exc:
             errors = [{**error, "loc": ("query", *error["loc"])} for error in exc.errors()]
             raise RequestValidationError(errors) from None
-
-
-REPEATED = "given more than once; this parameter takes one value"
-
-
-def check_repeated(query: QueryParams, multi: Collection[str] = ()) -> None:
-    """The 422 naming every parameter given more than once, but those in `multi` (the ones
-    that take a list): a repeated single value is never silently the last one."""
-    if len(query) == len(query.multi_items()):
-        return
-    counts = Counter(key for key, _ in query.multi_items())
-    repeated = sorted(key for key, n in counts.items() if n > 1 and key not in multi)
-    if repeated:
-        raise validation_error(*((("query", key), REPEATED) for key in repeated))
-
-
-def _takes_list(annotation: Any) -> bool:
-    origin = get_origin(annotation)
-    if origin in (list, tuple, set, frozenset):
-        return True
-    return any(_takes_list(arg) for arg in get_args(annotation))
-
-
-def _list_params(route: APIRoute) -> frozenset[str]:
-    fields = route.dependant.query_params
-    return frozenset(f.alias for f in fields if _takes_list(f.field_info.annotation))
-
-
-async def reject_repeated(request: Request) -> None:
-    """A router dependency: `check_repeated` for the route's own list-valued parameters."""
-    route = request.scope.get("route")
-    check_repeated(request.query_params, _list_params(route) if isinstance(route, APIRoute) else ())
 
 
 def openapi_parameters(model: type[BaseModel]) -> list[dict[str, Any]]:

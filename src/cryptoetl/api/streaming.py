@@ -15,7 +15,6 @@ import contextlib
 import csv
 import io
 from collections.abc import Sequence
-from datetime import datetime
 from typing import Any
 
 import asyncpg
@@ -33,6 +32,8 @@ CHUNK_ROWS = 2000
 # Exports hold a pooled connection for as long as they run; beyond this many at once the
 # rest of the API (health included) would wait for connections, so another one gets a 503.
 EXPORT_SLOTS = 4
+# what a browser or `curl -OJ` saves an export as
+FILE_NAME = "cryptoetl-data"
 MEDIA_TYPES = {
     "json": "application/json",
     "csv": "text/csv; charset=utf-8",
@@ -73,20 +74,13 @@ def negotiate(explicit: str | None, accept: str | None) -> str:
     return best
 
 
-def _csv_cell(value: Any) -> Any:
-    if value is None:
-        return ""
-    if isinstance(value, datetime):
-        return value.isoformat()
-    return value
-
-
 def render_csv(rows: Sequence[asyncpg.Record], header: bool) -> bytes:
+    """Rows of cell texts (`db.data.csv_columns`; NULL is an empty cell) as CSV lines."""
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     if header:
         writer.writerow(COLUMNS)
-    writer.writerows([_csv_cell(v) for v in row] for row in rows)
+    writer.writerows(rows)
     return out.getvalue().encode()
 
 
@@ -100,7 +94,10 @@ class RowStream(Response):
     def __init__(
         self, pool: ReadPool, sql: str, args: Sequence[Any], fmt: str, slots: asyncio.Semaphore
     ) -> None:
-        super().__init__(media_type=MEDIA_TYPES[fmt])
+        super().__init__(
+            media_type=MEDIA_TYPES[fmt],
+            headers={"Content-Disposition": f'attachment; filename="{FILE_NAME}.{fmt}"'},
+        )
         self.pool = pool
         self.slots = slots
         self.sql = sql

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
+import socket
 import sys
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
@@ -30,6 +31,34 @@ log = structlog.get_logger("cryptoetl")
 EXIT_OK = 0
 EXIT_FAILURE = 1
 EXIT_CONFIG = 2
+EXIT_PORT_IN_USE = 3
+# Closing the terminal (SIGHUP to the process group) stops the service like Ctrl-C or SIGTERM,
+# so the embedded PostgreSQL is stopped too.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class PortInUseError(OSError):
+    """The address `serve` should listen on is taken; the message is the one line to print."""
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket bound to `host:port` for uvicorn, before anything else starts (so a busy port
+    is one line and exit status 3, not a traceback after the database came up)."""
+    family, kind, proto, _, address = socket.getaddrinfo(
+        host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+    )[0]
+    sock = socket.socket(family, kind, proto)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        raise PortInUseError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc} "
+            "(another server there? set API_PORT or pass --port)"
+        ) from None
+    sock.set_inheritable(True)
+    return sock
 
 
 async def serve(settings: Settings, host: str, port: int) -> int:
@@ -51,11 +80,17 @@ async def serve(settings: Settings, host: str, port: int) -> int:
         if server is not None:
             server.should_exit = True
 
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in STOP_SIGNALS:
         signal.signal(signum, request_stop)
 
+    try:
+        sock = listen(host, port)
+    except (PortInUseError, socket.gaierror) as exc:
+        print(f"cryptoetl: {exc}", file=sys.stderr)
+        return EXIT_PORT_IN_USE
     async with prepare_database(settings, supervise=True) as url:
         if stop_requested:
+            sock.close()
             return EXIT_OK
         config = uvicorn.Config(
             create_app(settings, database_url=url, etl=open_etl),
@@ -70,7 +105,7 @@ async def serve(settings: Settings, host: str, port: int) -> int:
         )
         server = uvicorn.Server(config)
         log.info("serving", url=f"http://{host}:{port}", docs=f"http://{host}:{port}/docs")
-        await server.serve()
+        await server.serve(sockets=[sock])
         if server.started is False and not stop_requested:
             return EXIT_FAILURE  # uvicorn could not bind or start; it logged why
     return EXIT_OK
@@ -94,8 +129,9 @@ async def etl_run(settings: Settings, sources: Sequence[str] | None) -> int:
     from cryptoetl.models import RunStatus, RunTrigger
 
     task = asyncio.current_task()
-    if task is not None:  # SIGTERM stops the run like Ctrl-C: runs recorded, database stopped
-        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+    if task is not None:  # SIGTERM/SIGHUP stop the run like Ctrl-C: runs recorded, db stopped
+        for signum in (signal.SIGTERM, signal.SIGHUP):
+            asyncio.get_running_loop().add_signal_handler(signum, task.cancel)
     progress = TerminalProgress(sys.stderr)
     try:
         async with prepare_database(settings) as url, open_pool(url, max_size=8) as pool:
@@ -103,13 +139,16 @@ async def etl_run(settings: Settings, sources: Sequence[str] | None) -> int:
             try:
                 outcomes = await pipeline.run(sources, RunTrigger.CLI)
             except RunInProgressError as exc:
+                progress.close()
                 print(f"cryptoetl: {exc}", file=sys.stderr)
                 return EXIT_FAILURE
+            progress.close()  # the display ends before the database's last log lines
     except asyncio.CancelledError:
         progress.close()
         print("cryptoetl: stopped; the runs in progress were recorded as failed", file=sys.stderr)
         return 128 + signal.SIGTERM
-    progress.close()
+    finally:
+        progress.close()
     print(format_summary(outcomes), flush=True)
     if all(outcome.status is RunStatus.SUCCESS for outcome in outcomes):
         return EXIT_OK

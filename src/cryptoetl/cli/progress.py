@@ -1,8 +1,11 @@
 """What `cryptoetl etl run` shows: live progress on stderr, and the summary table.
 
-On a terminal the progress is one line redrawn in place (`coingecko 750 rows 312/s |
-coinpaprika done`); otherwise one plain line per committed batch, so a log file or a CI
-console reads well. The summary is a plain-text table, one row per source.
+On a terminal the progress is a `rich` live display, one line per source (`coingecko  750 rows
+312/s`, `coinpaprika  success  81 rows`), redrawn below the log lines: while it is shown, the
+log handler writes through the display's console (`redirect_log_stream`), so a log line is
+printed above the progress instead of through it. Off a terminal: one plain line per committed
+batch, so a log file or a CI console reads well. The summary is a plain-text table, one row per
+source.
 """
 
 from __future__ import annotations
@@ -10,8 +13,13 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
+from rich.console import Console, Group
+from rich.live import Live
+from rich.text import Text
+
+from cryptoetl.log import redirect_log_stream
 from cryptoetl.models import RunCounts, SourceOutcome
 
 if TYPE_CHECKING:
@@ -30,6 +38,25 @@ SUMMARY_COLUMNS = (
 )
 
 
+class _AboveDisplay:
+    """A stream for the log handler while the live display is shown: each whole line is
+    printed through the display's console (above the display), never wrapped."""
+
+    def __init__(self, console: Console) -> None:
+        self.console = console
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        self._pending += text
+        while "\n" in self._pending:
+            line, self._pending = self._pending.split("\n", 1)
+            self.console.print(Text.from_ansi(line), soft_wrap=True)
+        return len(text)
+
+    def flush(self) -> None:
+        pass
+
+
 @dataclass
 class _Line:
     started: float
@@ -44,7 +71,8 @@ class TerminalProgress:
         self.stream = stream
         self.live = stream.isatty() if live is None else live
         self.lines: dict[str, _Line] = {}
-        self._drawn = False
+        self._display: Live | None = None
+        self._logs_to: Any = None
 
     def source_started(self, source: str, run_id: int) -> None:
         self.lines[source] = _Line(time.monotonic())
@@ -75,25 +103,46 @@ class TerminalProgress:
             self._write(f"{outcome.source}: {outcome.status.value}, {line.rows} rows\n")
 
     def close(self) -> None:
-        """End the live line so that what follows starts on a fresh line."""
-        if self.live and self._drawn:
-            self._write("\n")
-            self._drawn = False
+        """Leave the live display as drawn last (what follows starts below it) and give the
+        log lines their stream back."""
+        display, self._display = self._display, None
+        if display is None:
+            return
+        display.update(self._render(), refresh=True)
+        display.stop()
+        if self._logs_to is not None:
+            redirect_log_stream(self._logs_to)
+            self._logs_to = None
 
     @staticmethod
     def _rate(line: _Line) -> int:
         elapsed = max(time.monotonic() - line.started, 1e-6)
         return round(line.rows / elapsed)
 
-    def _redraw(self) -> None:
-        parts = []
+    def _render(self) -> Group:
+        width = max((len(source) for source in self.lines), default=0)
+        rows = []
         for source, line in self.lines.items():
+            text = Text(source.ljust(width), style="bold")
             if line.done is not None:
-                parts.append(f"{source} {line.done} {line.rows} rows")
+                style = {"success": "green", "partial": "yellow"}.get(line.done, "red")
+                text.append(f"  {line.done}", style=style)
+                text.append(f"  {line.rows:,} rows")
             else:
-                parts.append(f"{source} {line.rows} rows {self._rate(line)}/s")
-        self._write("\r\x1b[K" + " | ".join(parts))
-        self._drawn = True
+                text.append(f"  {line.rows:,} rows  {self._rate(line):,}/s")
+            rows.append(text)
+        return Group(*rows)
+
+    def _redraw(self) -> None:
+        if self._display is None:
+            console = Console(file=self.stream, force_terminal=True, highlight=False)
+            self._display = Live(
+                self._render(), console=console, auto_refresh=False, transient=False
+            )
+            self._display.start()
+            # log lines go through the display's console: printed above it, never through it
+            self._logs_to = redirect_log_stream(_AboveDisplay(console))
+        self._display.update(self._render(), refresh=True)
 
     def _write(self, text: str) -> None:
         self.stream.write(text)

@@ -16,14 +16,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 
 from cryptoetl.db.pool import Connection
-from cryptoetl.models import Spread, spread_of
+from cryptoetl.models import Spread, comparable, spread_of
 
 HOUR = timedelta(hours=1)
 INTERVALS = {"1h": "hour", "1d": "day"}
@@ -43,6 +43,7 @@ class SourceQuote:
     ingested_at: datetime
     age_seconds: float
     stale: bool
+    compared: bool = True  # within the spread's window of the asset's newest quote
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +120,13 @@ _QUOTES = """
 SELECT DISTINCT ON (m.asset_id, m.source)
        m.asset_id, m.source, m.coin_id, l.price_usd, l.market_cap, l.volume_24h,
        l.observed_at, l.ingested_at,
-       extract(epoch FROM now() - l.observed_at)::float8 AS age_seconds
+       extract(epoch FROM now() - l.observed_at)::float8 AS age_seconds,
+       extract(epoch FROM now() - (
+           -- the source's last load (a success or partial run), the health check's freshness;
+           -- two probes of etl_runs_source_status_finished
+           SELECT max(r.finished_at) FROM etl_runs AS r
+           WHERE r.source = m.source AND r.status IN ('success', 'partial')
+       ))::float8 AS loaded_seconds_ago
 FROM asset_mappings AS m
 CROSS JOIN LATERAL (
     SELECT u.price_usd, u.market_cap, u.volume_24h, u.observed_at, u.ingested_at
@@ -201,7 +208,9 @@ def _views(
                 q["observed_at"],
                 q["ingested_at"],
                 q["age_seconds"],
-                q["age_seconds"] > stale_after,
+                # one meaning of stale everywhere (health, status page, this): the source
+                # last loaded data more than stale_after ago, or never did
+                q["loaded_seconds_ago"] is None or q["loaded_seconds_ago"] > stale_after,
             )
         )
     coins_of: dict[str, list[MappedCoin]] = defaultdict(list)
@@ -213,7 +222,9 @@ def _views(
         )
     views = []
     for a in assets:
-        latest = by_asset[a["asset_id"]]
+        quoted = by_asset[a["asset_id"]]
+        near = comparable([q.observed_at for q in quoted], stale_after)
+        latest = [replace(q, compared=kept) for q, kept in zip(quoted, near, strict=True)]
         views.append(
             AssetView(
                 a["asset_id"],
@@ -223,7 +234,7 @@ def _views(
                 a["origin"],
                 a["created_at"],
                 tuple(latest),
-                spread_of([(q.price_usd, q.observed_at) for q in latest]),
+                spread_of([(q.price_usd, q.observed_at) for q in latest], stale_after),
                 tuple(coins_of[a["asset_id"]]),
             )
         )

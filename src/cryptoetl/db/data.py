@@ -31,6 +31,75 @@ COLUMNS = (
     "observed_at",
 )
 _SELECT = ", ".join(COLUMNS)
+_FLOATS = frozenset({"price_usd", "market_cap", "volume_24h"})
+_TIMES = frozenset({"ingested_at", "observed_at"})
+_TEXTS = frozenset({"coin_id", "name", "symbol", "source"})
+
+# One way to write a time and a number in every format (JSON pages, NDJSON, CSV), rendered by
+# PostgreSQL alone so the formats cannot drift apart: UTC with `Z` and always six fractional
+# digits (`2017-09-24T00:00:00.000000Z`), and a float always with a point or an exponent
+# (`62954300000.0`, `1e+16`), so pandas and polars read a float column and a time-zone-aware
+# datetime column with their defaults.
+TIME_TEXT = 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+
+
+def time_text(column: str) -> str:
+    """SQL: `column` (timestamptz) as the API's one time format; NULL stays NULL."""
+    return f"to_char({column} AT TIME ZONE 'UTC', '{TIME_TEXT}')"
+
+
+def float_text(column: str) -> str:
+    """SQL: `column` (float8) as text that always reads back as a float; NULL stays NULL."""
+    # PostgreSQL writes an integral float below 1e15 without a point (`62954300000`) and
+    # larger ones with an exponent (`1e+15`); a numeric test is cheaper than a regex on text
+    text = f"{column}::text"
+    whole = f"{column} = trunc({column}) AND abs({column}) < 1e15"
+    return f"(CASE WHEN {whole} THEN {text} || '.0' ELSE {text} END)"
+
+
+def symbol_text(prefix: str = "") -> str:
+    """SQL: the row's symbol, else (a source that gives none, such as a CSV file without a
+    symbol column) the symbol of the asset the asset mapping ties its coin to."""
+    return (
+        f"coalesce({prefix}symbol, (SELECT a.symbol FROM asset_mappings AS m"
+        f" JOIN assets AS a ON a.asset_id = m.asset_id"
+        f" WHERE m.source = {prefix}source AND m.coin_id = {prefix}coin_id))"
+    )
+
+
+def _cell_text(column: str, prefix: str) -> str:
+    if column == "symbol":
+        return symbol_text(prefix)
+    if column in _FLOATS:
+        return float_text(prefix + column)
+    if column in _TIMES:
+        return time_text(prefix + column)
+    return f"{prefix}{column}::text"
+
+
+def csv_columns(prefix: str = "") -> str:
+    """SQL: the columns as the text written in a CSV cell (NULL for an empty cell)."""
+    return ", ".join(f"{_cell_text(c, prefix)} AS {c}" for c in COLUMNS)
+
+
+def row_json(prefix: str = "", *, empty_text: bool = False) -> str:
+    """SQL: one row as a JSON object text, with the same times and numbers as `csv_columns`;
+    `empty_text`: an unknown name or symbol is `""` (as in CSV) rather than null, so a reader
+    that infers types from the first rows (polars) sees a text column."""
+    null_text = "'\"\"'" if empty_text else "'null'"
+    parts = []
+    for n, column in enumerate(COLUMNS):
+        key = ("{" if n == 0 else ",") + f'"{column}":'
+        if column == "symbol":
+            value = f"coalesce(to_json({symbol_text(prefix)})::text, {null_text})"
+        elif column in _TEXTS:
+            value = f"coalesce(to_json({prefix}{column})::text, {null_text})"
+        elif column in _TIMES:
+            value = f"""coalesce('"' || {time_text(prefix + column)} || '"', 'null')"""
+        else:
+            value = f"coalesce({_cell_text(column, prefix)}, 'null')"
+        parts.append(f"'{key}' || {value}")
+    return " || ".join(parts) + " || '}'"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,14 +123,30 @@ class _Args:
         return f"${len(self.values)}"
 
 
+def _base(filters: DataFilters, args: _Args) -> str:
+    """The table, or with `symbol` the rows of that symbol: those that carry it, and those
+    without a symbol of their own whose coin the asset mapping ties to an asset of that symbol
+    (a CSV file with no symbol column); each half is an index scan."""
+    if filters.symbol is None:
+        return "unified_crypto_data"
+    symbol = args.add(filters.symbol)
+    return f"""(
+        SELECT * FROM unified_crypto_data WHERE lower(symbol) = lower({symbol})
+        UNION ALL
+        SELECT d.* FROM asset_mappings AS m
+          JOIN assets AS a ON a.asset_id = m.asset_id
+          JOIN unified_crypto_data AS d ON d.source = m.source AND d.coin_id = m.coin_id
+         WHERE lower(a.symbol) = lower({symbol}) AND d.symbol IS NULL
+    )"""
+
+
 def _conditions(filters: DataFilters, args: _Args) -> list[str]:
+    """The filters but `symbol` (`_base` applies it)."""
     where = []
     if filters.source is not None:
         where.append(f"source = {args.add(filters.source)}")
     if filters.coin_id is not None:
         where.append(f"coin_id = {args.add(filters.coin_id)}")
-    if filters.symbol is not None:
-        where.append(f"lower(symbol) = lower({args.add(filters.symbol)})")
     if filters.since is not None:
         where.append(f"observed_at >= {args.add(filters.since)}")
     if filters.until is not None:
@@ -72,13 +157,15 @@ def _conditions(filters: DataFilters, args: _Args) -> list[str]:
 def _relation(filters: DataFilters, args: _Args) -> tuple[str, list[str]]:
     """The rows to page through, and the conditions still to apply to them."""
     if not filters.latest:
-        return "unified_crypto_data", _conditions(filters, args)
+        base = _base(filters, args)
+        return base, _conditions(filters, args)
     # latest: the newest observation of each (source, coin) among the rows the filters keep.
     if filters.coin_id is not None or filters.symbol is not None:
         # few rows match: take the newest of each pair among them
-        where = " AND ".join(_conditions(filters, args))
+        base = _base(filters, args)
+        where = " AND ".join(_conditions(filters, args)) or "true"
         return (
-            f"(SELECT DISTINCT ON (source, coin_id) {_SELECT} FROM unified_crypto_data"
+            f"(SELECT DISTINCT ON (source, coin_id) {_SELECT} FROM {base} AS b"
             f" WHERE {where} ORDER BY source, coin_id, observed_at DESC)"
         ), []
     return _latest_walk(filters, args), []
@@ -167,7 +254,7 @@ def page_statement(query: DataQuery, *, with_count: bool) -> tuple[str, list[Any
     sql = f"""
         WITH page AS ({select})
         SELECT
-            (SELECT '[' || coalesce(string_agg(row_to_json(p)::text, ','
+            (SELECT '[' || coalesce(string_agg({row_json("p.")}, ','
                                                ORDER BY {order_by(query.sort, "p.")}), '') || ']'
                FROM (SELECT * FROM page ORDER BY {order} LIMIT {size}) AS p) AS data,
             (SELECT count(*) FROM page) AS fetched,
@@ -202,14 +289,15 @@ async def fetch_page(conn: Connection, query: DataQuery, *, with_count: bool) ->
 
 
 def stream_statement(query: DataQuery, *, as_json: bool, limited: bool) -> tuple[str, list[Any]]:
-    """Every matching row in order: one `row_to_json` text per row when `as_json`."""
+    """Every matching row in order: one JSON object text per row when `as_json`, else the
+    columns as CSV cell texts (`csv_columns`)."""
     args = _Args()
     sql, _ = _select(query, args, _SELECT, paged=False)
     if limited:
+        # literal numbers (validated ints), as in the page query: see `_select`
         sql += f" LIMIT {int(query.page_size):d} OFFSET {int(query.offset):d}"
-    if as_json:
-        sql = f"SELECT row_to_json(u)::text FROM ({sql}) AS u ORDER BY {order_by(query.sort, 'u.')}"
-    return sql, args.values
+    columns = row_json("u.", empty_text=True) if as_json else csv_columns("u.")
+    return f"SELECT {columns} FROM ({sql}) AS u ORDER BY {order_by(query.sort, 'u.')}", args.values
 
 
 async def stream_rows(

@@ -47,6 +47,18 @@ def _prune_dead_handles(pgdata: Path) -> None:
         handles.write_text(json.dumps(alive))
 
 
+def _exits(pid: int, timeout: float = 3.0) -> bool:
+    """True when `pid` ends within `timeout` s (a stopped postmaster may outlive its pid file
+    for a moment, or linger as our zombie child: waiting reaps it)."""
+    try:
+        psutil.Process(pid).wait(timeout)
+    except psutil.NoSuchProcess:
+        return True
+    except psutil.TimeoutExpired:
+        return False
+    return True
+
+
 # server log lines that say why a server stopped
 _TELLING = ("shutdown request", "terminated by signal", "PANIC", "out of memory")
 
@@ -154,12 +166,16 @@ class EmbeddedPostgres:
             raise EmbeddedPostgresError(str(self.pgdata), reason) from None
         return uri
 
-    def stop(self) -> None:
-        """Stop the server (fast shutdown). Safe to call twice."""
+    def stop(self) -> bool:
+        """Let go of the server: it is stopped (fast shutdown) unless another process still
+        uses it (one that started it, or adopted it too). True when it is no longer running.
+        Safe to call twice."""
+        pid = self.pid
         server, self._server = self._server, None
         if server is None:
-            return
+            return True
         try:
             server.cleanup()
         except (OSError, subprocess.SubprocessError, KeyError, psutil.Error) as exc:
             raise EmbeddedPostgresError(str(self.pgdata), f"could not stop: {exc}") from None
+        return pid is None or _exits(pid)

@@ -78,5 +78,7 @@ async def prepare_database(settings: Settings, *, supervise: bool = False) -> As
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
         if embedded is not None:
-            await asyncio.to_thread(embedded.stop)
-            log.info("embedded_postgres_stopped", data_dir=str(embedded.pgdata))
+            if await asyncio.to_thread(embedded.stop):
+                log.info("embedded_postgres_stopped", data_dir=str(embedded.pgdata))
+            else:  # another process still uses the server it started or adopted
+                log.info("embedded_postgres_left_running", data_dir=str(embedded.pgdata))

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import AsyncGenerator, AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
@@ -343,7 +344,9 @@ async def _finish(
         error=finished.error,
         batches=finished.batches,
     )
-    log.info(
+    level = {RunStatus.FAILED: logging.ERROR, RunStatus.PARTIAL: logging.WARNING}
+    log.log(
+        level.get(outcome.status, logging.INFO),
         "source_run_finished",
         status=outcome.status.value,
         seconds=round(time.monotonic() - clock, 3),

@@ -18,6 +18,7 @@ from cryptoetl.models.assets import (
     Pin,
     Rule,
     Spread,
+    comparable,
     spread_of,
 )
 from cryptoetl.models.backfill import BackfillRequest, BackfillStarted
@@ -58,5 +59,6 @@ __all__ = [
     "Spread",
     "StepReport",
     "UnifiedRecord",
+    "comparable",
     "spread_of",
 ]

@@ -12,10 +12,11 @@ outcome for one coin, with its `Rule` and `Method`.
     # Spread(percent=0.444..., min_price=44900.0, max_price=45100.0, median_price=45000.0,
     #        compared=3, observed_span_seconds=(max(t) - min(t)))
 
-`percent` = (max - min) / median x 100, over the latest price of each source; None with fewer
-than two sources (nothing to compare). `observed_span_seconds` is how far apart in time the
-compared observations are: a spread between a price of this minute and one of last year says
-more about the year than about the sources.
+`percent` = (max - min) / median x 100, over the latest price of each source observed within
+`window_seconds` of the newest one (the API passes three ETL intervals, the same span after
+which data is called stale); older prices are counted in `older` and shown apart, never in the
+median. None with fewer than two sources compared (nothing to compare).
+`observed_span_seconds` is how far apart in time the compared observations are.
 """
 
 from __future__ import annotations
@@ -112,17 +113,35 @@ class Spread:
     median_price: float | None
     compared: int
     observed_span_seconds: float | None
+    # sources whose latest price is older than `window_seconds` before the newest one: shown
+    # apart, not compared (a 2017 CSV close is no evidence of disagreement with a live price)
+    older: int = 0
+    window_seconds: float | None = None
 
 
-def spread_of(quotes: Sequence[tuple[float, datetime]]) -> Spread:
-    """The spread of (price, observed_at) pairs, one per source."""
+def comparable(times: Sequence[datetime], window_seconds: float | None) -> list[bool]:
+    """For each time: is it within `window_seconds` of the newest (None: every time is)?"""
+    if not times or window_seconds is None:
+        return [True] * len(times)
+    newest = max(times)
+    return [(newest - at).total_seconds() <= window_seconds for at in times]
+
+
+def spread_of(
+    quotes: Sequence[tuple[float, datetime]], window_seconds: float | None = None
+) -> Spread:
+    """The spread of (price, observed_at) pairs, one per source, over those observed within
+    `window_seconds` of the newest (see `comparable`); the others are counted as `older`."""
     if not quotes:
-        return Spread(None, None, None, None, 0, None)
-    prices = [price for price, _ in quotes]
+        return Spread(None, None, None, None, 0, None, 0, window_seconds)
+    keep = comparable([at for _, at in quotes], window_seconds)
+    near = [quote for quote, kept in zip(quotes, keep, strict=True) if kept]
+    older = len(quotes) - len(near)
+    prices = [price for price, _ in near]
     low, high, median = min(prices), max(prices), statistics.median(prices)
-    if len(quotes) < 2:
-        return Spread(None, low, high, median, len(quotes), None)
-    times = [at for _, at in quotes]
+    if len(near) < 2:
+        return Spread(None, low, high, median, len(near), None, older, window_seconds)
+    times = [at for _, at in near]
     span = (max(times) - min(times)).total_seconds()
     percent = (high - low) / median * 100 if median > 0 else None
-    return Spread(percent, low, high, median, len(quotes), span)
+    return Spread(percent, low, high, median, len(near), span, older, window_seconds)

@@ -211,7 +211,7 @@ class HttpClient:
                 log.warning(
                     "source_retry",
                     source=self.source,
-                    url=shown,
+                    url=shown.split("?", 1)[0],
                     reason=error.message,
                     retry=retries,
                     of=self.settings.max_retries,

@@ -22,6 +22,7 @@ from cryptoetl.api.params import AssetIdParam, validation_error
 from cryptoetl.db import assets as asset_queries
 from cryptoetl.db.assets import AssetView
 from cryptoetl.db.replica import ReadPool
+from cryptoetl.web import format as fmt
 from cryptoetl.web.chart import Series, line_chart
 from cryptoetl.web.render import Pages
 from cryptoetl.web.routing import DATABASE_WAIT, PageRoute
@@ -88,7 +89,15 @@ async def _chart(pool: ReadPool, view: AssetView, window: Range, now: datetime) 
     series = await _lines(pool, view.asset_id, sources, interval, since)
     every = "hourly" if interval == "1h" else "daily"
     label = f"{view.name} ({view.symbol}) price in USD, {every} closes per source (UTC)"
-    svg = Markup(line_chart(series, label=label))  # noqa: S704 - escaped by the pure renderer
+    empty = "No prices to draw yet."
+    if since is not None and view.sources:
+        # older prices exist: say so, rather than "yet"
+        newest = max(q.observed_at for q in view.sources)
+        empty = (
+            f"No prices in this range: the newest is from {fmt.utc(newest)}; "
+            "choose \u201call time\u201d to see them."
+        )
+    svg = Markup(line_chart(series, label=label, empty=empty))  # noqa: S704 - escaped there
     drawn = tuple(s.name for s in series if s.points)
     return Chart(svg, interval, since, drawn)
 

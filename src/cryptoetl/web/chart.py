@@ -31,6 +31,7 @@ HEIGHT = 360
 FONT = 12
 LEGEND_ROW = 22
 X_LABELS = 26  # below the plot
+Y_AXIS = 76  # px: the price labels' column, left of the plot
 COLUMNS = 1000  # viewBox width of the plot: x in [0, COLUMNS]
 THIN_TO = 600  # points kept per series, at most twice per column bucket
 MARKERS_UP_TO = 40  # series with at most this many points get a marker per point
@@ -157,16 +158,24 @@ def _legend(series: Sequence[Series], note: str) -> tuple[list[str], int]:
     return items, row + 1
 
 
-def line_chart(series: Sequence[Series], *, label: str, height: int = HEIGHT) -> str:
-    """The SVG markup of a price chart with one `<path class="series">` per series that has
-    points (in the order given), axes with UTC dates and USD prices, and a legend."""
+def line_chart(
+    series: Sequence[Series],
+    *,
+    label: str,
+    height: int = HEIGHT,
+    empty: str = "No prices to draw yet.",
+) -> str:
+    """The markup of a price chart: the price labels in an SVG of their own (`svg.y-axis`,
+    `Y_AXIS` px wide) left of the plot, so no line is ever drawn over them, and the plot
+    (`svg.chart`) with one `<path class="series">` per series that has points (in the order
+    given), UTC dates, grid lines and a legend. No points at all: `empty`, said in words."""
     drawn = [s for s in series if s.points]
     title = escape(label)
     if not drawn:
         return (
             f'<svg class="chart empty" xmlns="http://www.w3.org/2000/svg" width="100%" '
             f'height="80" role="img" aria-label="{title}"><title>{title}</title>'
-            f'<text x="50%" y="45" text-anchor="middle">No prices to draw yet.</text></svg>'
+            f'<text x="50%" y="45" text-anchor="middle">{escape(empty)}</text></svg>'
         )
     start, end = _time_range(drawn)
     prices = [price for s in drawn for _, price in s.points]
@@ -174,6 +183,10 @@ def line_chart(series: Sequence[Series], *, label: str, height: int = HEIGHT) ->
     legend, rows = _legend(drawn, "log price scale" if scale.log else "")
     top = rows * LEGEND_ROW + 12
     frame = _Frame(start, end, scale, top, height - X_LABELS)
+    axis = [
+        f'<div class="chart-frame"><svg class="y-axis" xmlns="http://www.w3.org/2000/svg" '
+        f'width="{Y_AXIS}" height="{height}" aria-hidden="true" font-size="{FONT}">'
+    ]
     out = [
         f'<svg class="chart" xmlns="http://www.w3.org/2000/svg" width="100%" height="{height}" '
         f'role="img" aria-label="{title}" font-size="{FONT}"><title>{title}</title>',
@@ -182,7 +195,11 @@ def line_chart(series: Sequence[Series], *, label: str, height: int = HEIGHT) ->
     for value, text in scale.ticks:
         y = _n(frame.y(value))
         out.append(f'<line class="grid" x1="0" x2="100%" y1="{y}" y2="{y}"/>')
-        out.append(f'<text class="tick" x="4" y="{_n(frame.y(value) - 4)}">{escape(text)}</text>')
+        axis.append(
+            f'<text class="tick" x="{Y_AXIS - 6}" y="{_n(frame.y(value) + 4)}" '
+            f'text-anchor="end">{escape(text)}</text>'
+        )
+    axis.append("</svg>")
     out += time_axis(
         [(frame.percent(when), text) for when, text in time_ticks(start, end, MAX_X_TICKS)],
         font=FONT,
@@ -208,8 +225,8 @@ def line_chart(series: Sequence[Series], *, label: str, height: int = HEIGHT) ->
     for i, s in enumerate(drawn):
         if len(s.points) <= MARKERS_UP_TO:
             out.extend(_markers(s, color_of(s.name, i), frame))
-    out.append("</svg>")
-    return "".join(out)
+    out.append("</svg></div>")
+    return "".join(axis + out)
 
 
 def _markers(s: Series, color: str, frame: _Frame) -> list[str]:

@@ -50,7 +50,7 @@ async def _running(pool: Pool, error: RunInProgressError) -> list[dict[str, Any]
             "source": row["source"],
             "status": row["status"],
             "trigger": row["trigger"],
-            "started_at": row["started_at"].isoformat(),
+            "started_at": row["started_at"],  # written as every time is (JsonResponse)
             "owner": row["owner"],
         }
         for row in rows

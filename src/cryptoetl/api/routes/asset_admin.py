@@ -19,7 +19,7 @@ from fastapi import APIRouter, HTTPException, Path, Request
 from cryptoetl.api.auth import AdminDep
 from cryptoetl.api.deps import WritePoolDep
 from cryptoetl.api.errors import request_id_of
-from cryptoetl.api.params import PRINTABLE, one_of, validation_error
+from cryptoetl.api.params import PRINTABLE, SourceName, one_of, validation_error
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.schemas.assets import PinIn, PinResult, RebuildResult, UnpinResult
 from cryptoetl.api.schemas.common import INVALID, NOT_FOUND, UNAVAILABLE, ErrorResponse
@@ -39,7 +39,8 @@ ADMIN_ERRORS: dict[int | str, dict[str, object]] = {
     401: {"model": ErrorResponse, "description": "No valid `Authorization: Bearer` token."},
     403: {"model": ErrorResponse, "description": "The admin API is disabled (no ADMIN_TOKEN)."},
 }
-SourcePath = Annotated[str, Path(description=f"One of {', '.join(REGISTRY.names)}.")]
+# an enum in the OpenAPI document (a closed set), checked as every `source` is
+SourcePath = Annotated[SourceName, Path(description="The coin's source.")]
 CoinIdPath = Annotated[
     str,
     Path(min_length=1, max_length=500, pattern=PRINTABLE, description="The source's coin id."),

@@ -27,7 +27,7 @@ from cryptoetl.api.conditional import (
 from cryptoetl.api.params import DataParams, invalid, openapi_parameters
 from cryptoetl.api.schemas.common import INVALID, UNAVAILABLE, DataPage
 from cryptoetl.api.streaming import RowStream, negotiate
-from cryptoetl.db.data import fetch_page, stream_statement
+from cryptoetl.db.data import COLUMNS, fetch_page, stream_statement
 from cryptoetl.db.data_query import (
     DEFAULT_PAGE_SIZE,
     DataFilters,
@@ -52,12 +52,49 @@ number get slower; prefer the cursor. The cursor remembers the sort and the filt
 same filters with it.
 
 **Formats.** `format=csv` or `format=ndjson` (or `Accept: text/csv` /
-`Accept: application/x-ndjson`) streams every matching row (from `cursor` if given) instead of
-one page; give `page` or `page_size` to export only that page.
+`Accept: application/x-ndjson`, or the paths `/api/v1/data.csv` and `/api/v1/data.ndjson`,
+which describe both formats) streams every matching row (from `cursor` if given) instead of
+one page, as a download (`Content-Disposition: attachment`); give `page` or `page_size` to
+export only that page.
+
+**Times and numbers** are written one way in JSON, NDJSON and CSV alike: UTC with `Z` and six
+fractional digits (`2017-09-24T00:00:00.000000Z`), and prices, market caps and volumes always
+as floats (`62954300000.0`). `symbol` is the source's own, else (a CSV file with no symbol
+column) the symbol of the asset the coin is mapped to; the `symbol` filter matches the same.
 
 **Caching.** Responses carry a weak `ETag` that changes whenever the data does; send it back in
 `If-None-Match` to get `304 Not Modified`.
 """
+
+
+CSV_COLUMNS = ", ".join(f"`{c}`" for c in COLUMNS)
+CSV_DESCRIPTION = f"""
+The rows of `GET /api/v1/data` (same filters and sort; `page`/`page_size` export only that
+page) as a CSV file (RFC 4180, UTF-8, `\\n` line ends) with `Content-Disposition: attachment`.
+
+One header line, then one line per row, columns in this order: {CSV_COLUMNS}. `id` is an
+integer; `price_usd`, `market_cap` and `volume_24h` are floats written with a point or an
+exponent; `ingested_at` and `observed_at` are UTC times with `Z` and six fractional digits; an
+empty cell is an unknown value (a missing market cap, volume, name or symbol). Text cells are
+quoted only when they hold a comma, a quote or a line break. pandas reads it as it is:
+`pd.read_csv(url, parse_dates=["observed_at", "ingested_at"])`.
+"""
+CSV_EXAMPLE = (
+    ",".join(COLUMNS) + "\n"
+    "1,bitcoin,Bitcoin,BTC,3682.84,62954300000.0,768015000.0,csv,"
+    "2026-12-02T15:56:24.143000Z,2017-09-24T00:00:00.000000Z\n"
+)
+NDJSON_DESCRIPTION = """
+The rows of `GET /api/v1/data` (same filters and sort) as newline-delimited JSON, one object
+per line with the fields of the JSON page's `data` items, with `Content-Disposition:
+attachment`. Times and numbers as in the CSV; an unknown name or symbol is `""` (as in CSV),
+so a reader that infers column types from the first lines (`polars.read_ndjson`) gets text.
+"""
+NDJSON_EXAMPLE = (
+    '{"id":1,"coin_id":"bitcoin","name":"Bitcoin","symbol":"BTC","price_usd":3682.84,'
+    '"market_cap":62954300000.0,"volume_24h":768015000.0,"source":"csv",'
+    '"ingested_at":"2026-12-02T15:56:24.143000Z","observed_at":"2017-09-24T00:00:00.000000Z"}\n'
+)
 
 
 def _version_key(versions: Versions, source: str | None) -> VersionKey:
@@ -176,8 +213,8 @@ async def _page(
         200: {
             "description": "A page as JSON, or every matching row as CSV or NDJSON.",
             "content": {
-                "text/csv": {"schema": {"type": "string"}},
-                "application/x-ndjson": {"schema": {"type": "string"}},
+                "text/csv": {"schema": {"type": "string"}, "example": CSV_EXAMPLE},
+                "application/x-ndjson": {"schema": {"type": "string"}, "example": NDJSON_EXAMPLE},
             },
         },
         304: {"description": "Not modified since the ETag sent in If-None-Match."},
@@ -193,5 +230,52 @@ async def get_data(request: Request) -> Response:
     fmt = negotiate(parsed.format, request.headers.get("accept"))
     if fmt == "json":
         return await _page(request, pool, caches, parsed)
+    return _export(request, parsed, fmt)
+
+
+def _export(request: Request, parsed: ParsedQuery, fmt: str) -> Response:
     sql, args = stream_statement(parsed.query, as_json=fmt == "ndjson", limited=parsed.limited)
-    return RowStream(pool, sql, args, fmt, request.app.state.export_slots)
+    return RowStream(request.app.state.pool, sql, args, fmt, request.app.state.export_slots)
+
+
+EXPORT_PARAMETERS = [p for p in openapi_parameters(DataParams) if p["name"] != "format"]
+
+
+@router.get(
+    "/api/v1/data.csv",
+    summary="Market data as a CSV file",
+    description=CSV_DESCRIPTION,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Every matching row (or the page asked for), with a header line.",
+            "content": {"text/csv": {"schema": {"type": "string"}, "example": CSV_EXAMPLE}},
+        },
+        **INVALID,
+        **UNAVAILABLE,
+    },
+    openapi_extra={"parameters": EXPORT_PARAMETERS},
+)
+async def get_data_csv(request: Request) -> Response:
+    return _export(request, _parse(request, request.app.state.caches), "csv")
+
+
+@router.get(
+    "/api/v1/data.ndjson",
+    summary="Market data as NDJSON",
+    description=NDJSON_DESCRIPTION,
+    response_class=Response,
+    responses={
+        200: {
+            "description": "Every matching row (or the page asked for), one JSON object a line.",
+            "content": {
+                "application/x-ndjson": {"schema": {"type": "string"}, "example": NDJSON_EXAMPLE}
+            },
+        },
+        **INVALID,
+        **UNAVAILABLE,
+    },
+    openapi_extra={"parameters": EXPORT_PARAMETERS},
+)
+async def get_data_ndjson(request: Request) -> Response:
+    return _export(request, _parse(request, request.app.state.caches), "ndjson")

@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from cryptoetl.api.params import SourceName
-from cryptoetl.api.schemas.common import ErrorResponse
+from cryptoetl.api.schemas.common import ErrorResponse, UtcTime
 from cryptoetl.sources import REGISTRY
 
 
@@ -29,7 +29,7 @@ class EtlRunRequest(BaseModel):
 class StartedRunItem(BaseModel):
     source: str = Field(examples=["coingecko"])
     run_id: int = Field(examples=[42])
-    started_at: datetime
+    started_at: UtcTime
     poll: str = Field(
         description="Where to follow this run: its status, counts and error.",
         examples=["/api/v1/runs/42"],
@@ -55,7 +55,7 @@ class RunningRun(BaseModel):
     source: str = Field(examples=["coingecko"])
     status: str = Field(examples=["running"])
     trigger: str = Field(examples=["schedule"])
-    started_at: datetime
+    started_at: UtcTime
     owner: str = Field(description="The process running it: host:pid:token.")
 
 
@@ -94,10 +94,10 @@ class BackfillAccepted(BaseModel):
     trigger: Literal["backfill"] = "backfill"
     run_id: int = Field(examples=[43])
     source: str = Field(examples=["coingecko"])
-    started_at: datetime
+    started_at: UtcTime
     coins: list[str]
-    since: datetime
-    until: datetime
+    since: UtcTime
+    until: UtcTime
     requests: int = Field(description="History requests it will make (one per coin and chunk).")
     poll: str = Field(description="Where to follow it.", examples=["/api/v1/runs/43"])
     replica: str

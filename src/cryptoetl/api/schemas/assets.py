@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from cryptoetl.api.schemas.common import UtcTime
 from cryptoetl.sources import REGISTRY
 
 # PostgreSQL cannot store a NUL; ids and symbols have no control characters at all
@@ -28,13 +28,20 @@ class SourceQuote(_FromAttributes):
     price_usd: float = Field(examples=[97000.0])
     market_cap: float | None = Field(examples=[1.9e12])
     volume_24h: float | None = Field(examples=[3.1e10])
-    observed_at: datetime = Field(description="The source's own time of the observation (UTC).")
-    ingested_at: datetime = Field(description="When cryptoetl stored it (UTC).")
+    observed_at: UtcTime = Field(description="The source's own time of the observation (UTC).")
+    ingested_at: UtcTime = Field(description="When cryptoetl stored it (UTC).")
     age_seconds: float = Field(
         description="Seconds from observed_at to now (negative if the source's clock is ahead)."
     )
     stale: bool = Field(
-        description="Older than three ETL intervals (ETL_INTERVAL_SECONDS x 3): not current."
+        description="The source's data is stale, by the health check's rule: its last load "
+        "(a success or partial run) finished more than three ETL intervals ago "
+        "(ETL_INTERVAL_SECONDS x 3), or it never loaded. How old the observation itself is: "
+        "`age_seconds`, and `compared`."
+    )
+    compared: bool = Field(
+        description="In the spread and the median: observed within `spread.window_seconds` "
+        "of the asset's newest price. False: older, shown apart, not compared."
     )
 
 
@@ -42,8 +49,8 @@ class Spread(_FromAttributes):
     """How far the sources' latest prices disagree."""
 
     percent: float | None = Field(
-        description="(max - min) / median x 100 over the sources' latest prices; null with "
-        "fewer than two sources.",
+        description="(max - min) / median x 100 over the sources' latest prices observed "
+        "within `window_seconds` of the newest one; null with fewer than two such sources.",
         examples=[0.42],
     )
     min_price: float | None
@@ -53,6 +60,16 @@ class Spread(_FromAttributes):
     observed_span_seconds: float | None = Field(
         description="Time between the oldest and the newest compared observation; null with "
         "fewer than two sources."
+    )
+    older: int = Field(
+        description="Sources whose latest price was observed more than `window_seconds` before "
+        "the newest: listed (`compared: false`), not in the median nor the spread.",
+        examples=[1],
+    )
+    window_seconds: float | None = Field(
+        description="How close in time prices must be to be compared: three ETL intervals "
+        "(ETL_INTERVAL_SECONDS x 3), the span after which data is stale.",
+        examples=[2700],
     )
 
 
@@ -66,7 +83,7 @@ class MappedCoin(_FromAttributes):
     )
     confidence: float = Field(ge=0, le=1, examples=[0.9])
     method: str = Field(description="auto, file or admin: who decided.", examples=["auto"])
-    decided_at: datetime
+    decided_at: UtcTime
 
 
 class AssetOut(_FromAttributes):
@@ -78,7 +95,7 @@ class AssetOut(_FromAttributes):
         "it mirrors)."
     )
     origin: str = Field(description="auto (made by matching), file or admin.")
-    created_at: datetime
+    created_at: UtcTime
     sources: list[SourceQuote] = Field(
         description="The newest observation of each source, side by side, by source name."
     )
@@ -101,7 +118,7 @@ class AssetsPage(BaseModel):
 
 
 class BucketOut(BaseModel):
-    start: datetime = Field(description="Start of the bucket (UTC-aligned hour or day).")
+    start: UtcTime = Field(description="Start of the bucket (UTC-aligned hour or day).")
     open: float = Field(description="Price of the first observation in the bucket.")
     high: float
     low: float
@@ -123,10 +140,10 @@ class HistoryOut(BaseModel):
     combined: str | None = Field(
         description="How sources were combined (null for one source's series)."
     )
-    since: datetime | None
-    until: datetime | None
+    since: UtcTime | None
+    until: UtcTime | None
     buckets: list[BucketOut]
-    next_since: datetime | None = Field(
+    next_since: UtcTime | None = Field(
         description="More buckets follow: pass this as `since` for the next page; null at the end."
     )
     request_id: str
@@ -150,8 +167,8 @@ class MappingOut(_FromAttributes):
     method: str = Field(description="auto, file or admin.")
     reason: str = Field(examples=["only a symbol (BTC), no name: symbols are not unique"])
     evidence: dict[str, Any]
-    decided_at: datetime = Field(description="When the asset, rule or method last changed.")
-    first_seen_at: datetime
+    decided_at: UtcTime = Field(description="When the asset, rule or method last changed.")
+    first_seen_at: UtcTime
 
 
 class MappingsPage(BaseModel):

@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PlainSerializer
+
+from cryptoetl.models.times import utc_text
+
+# a time in every JSON response: UTC, `Z`, six fractional digits (`models/times.py`)
+UtcTime = Annotated[datetime, PlainSerializer(utc_text, return_type=str, when_used="json")]
 
 
 class EtlLastRun(BaseModel):
     source: str = Field(examples=["coingecko"])
-    timestamp: datetime = Field(description="When the run started (UTC).")
+    timestamp: UtcTime = Field(description="When the run started (UTC).")
     status: str = Field(examples=["success"])
     records_processed: int = Field(description="Records fetched by that run.", examples=[250])
 
@@ -33,7 +38,7 @@ class SchedulerState(BaseModel):
         description="The lease's fencing token: it grows with every new leadership term.",
         examples=[3],
     )
-    lease_expires_at: datetime | None = Field(
+    lease_expires_at: UtcTime | None = Field(
         description="When the leader's lease runs out unless it is renewed (UTC)."
     )
 
@@ -59,7 +64,7 @@ class HealthResponse(BaseModel):
     etl_last_run: EtlLastRun | None = Field(
         description="The most recently started run of any source; null before the first run."
     )
-    timestamp: datetime = Field(description="The server's time (UTC).")
+    timestamp: UtcTime = Field(description="The server's time (UTC).")
     reason: str | None = Field(
         default=None,
         description="Why the status is not `healthy`: each problem source and what is wrong.",
@@ -88,10 +93,10 @@ class DataItem(BaseModel):
     market_cap: float | None = Field(examples=[850000000000.0])
     volume_24h: float | None = Field(examples=[25000000000.0])
     source: str = Field(examples=["coinpaprika"])
-    ingested_at: datetime = Field(
+    ingested_at: UtcTime = Field(
         description="When cryptoetl stored this row (UTC).", examples=["2025-12-27T10:30:05+00:00"]
     )
-    observed_at: datetime = Field(
+    observed_at: UtcTime = Field(
         description="The source's own time of the observation (UTC); the history is keyed by it.",
         examples=["2025-12-27T10:30:00+00:00"],
     )

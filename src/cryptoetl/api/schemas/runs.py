@@ -8,6 +8,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from cryptoetl.api.freshness import Row
+from cryptoetl.api.schemas.common import UtcTime
 
 
 def duration(started: datetime | None, finished: datetime | None, now: datetime) -> float | None:
@@ -28,11 +29,11 @@ class SourceStats(BaseModel):
         description="How long the last run took (so far, while it runs); null before any run.",
         examples=[5.23],
     )
-    last_success_timestamp: datetime | None = Field(
+    last_success_timestamp: UtcTime | None = Field(
         description="When the last successful run finished (UTC).",
         examples=["2025-12-27T10:30:05+00:00"],
     )
-    last_failure_timestamp: datetime | None = Field(
+    last_failure_timestamp: UtcTime | None = Field(
         description="When the last failed or partial run finished (UTC).", examples=[None]
     )
     status: str = Field(
@@ -42,8 +43,8 @@ class SourceStats(BaseModel):
     enabled: bool = Field(description="Whether ENABLED_SOURCES includes this source.")
     total_records: int = Field(description="Rows of this source in the unified table.")
     last_run_id: int | None = None
-    last_run_started_at: datetime | None = None
-    last_run_finished_at: datetime | None = None
+    last_run_started_at: UtcTime | None = None
+    last_run_finished_at: UtcTime | None = None
     inserted: int = 0
     updated: int = 0
     unchanged: int = 0
@@ -105,9 +106,9 @@ class Run(BaseModel):
         description="startup, schedule, manual, cli or backfill.", examples=["schedule"]
     )
     status: str = Field(description="running, success, partial or failed.", examples=["success"])
-    started_at: datetime
-    finished_at: datetime | None
-    heartbeat_at: datetime
+    started_at: UtcTime
+    finished_at: UtcTime | None
+    heartbeat_at: UtcTime
     owner: str = Field(description="host:pid:token of the process that ran it.")
     duration_seconds: float | None = Field(description="Finished minus started; so far if running.")
     fetched: int
@@ -141,8 +142,8 @@ class RejectedRecord(BaseModel):
     raw_length: int = Field(description="Characters in the whole raw text as stored.")
     seen_count: int = Field(description="How many runs have met this same record.")
     first_run_id: int
-    first_seen_at: datetime
-    last_seen_at: datetime
+    first_seen_at: UtcTime
+    last_seen_at: UtcTime
 
 
 class RejectedSummary(BaseModel):
