@@ -148,7 +148,18 @@ def create_app(
     install_error_handlers(app)
     install_docs(app)
     install_openapi(app)
-    for module in (data, lineage, assets, health, stats, runs, rejected, metrics, admin, asset_admin):
+    for module in (
+        data,
+        lineage,
+        assets,
+        health,
+        stats,
+        runs,
+        rejected,
+        metrics,
+        admin,
+        asset_admin,
+    ):
         app.include_router(module.router)
     for page in (dashboard, asset_page, rejected_page):
         app.include_router(page.router)
