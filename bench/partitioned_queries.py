@@ -60,6 +60,7 @@ OLD_WALK = f"""(
          ORDER BY u.observed_at DESC LIMIT 1) AS l
 )"""
 T = "unified_crypto_data"
+PARTITIONED = 11
 QUERIES = {
     "page 1 (order by id)": f"SELECT {COLS} FROM {T} ORDER BY id LIMIT 101",
     "coin filter, page 1": f"SELECT {COLS} FROM {T} WHERE coin_id = 'coin-7' ORDER BY id LIMIT 101",
@@ -87,7 +88,9 @@ def _latest(partitioned: bool) -> str:
     return f"SELECT count(*), max(id) FROM {relation} AS u"
 
 
-async def _database(server_url: str, work: Path, name: str, through: int, seed: str) -> str:
+async def _database(
+    server_url: str, work: Path, name: str, through: int, seed: str, hours: int
+) -> str:
     url = await ensure_database(server_url, name)
     directory = work / name
     directory.mkdir()
@@ -97,6 +100,11 @@ async def _database(server_url: str, work: Path, name: str, through: int, seed: 
     conn = await asyncpg.connect(url, command_timeout=3600)
     try:
         await migrate(conn, directory)
+        if through >= PARTITIONED:  # the partitions the loader would have made for these rows
+            await conn.execute(
+                "SELECT ensure_partitions('unified_crypto_data',"
+                f" date_trunc('hour', now()) - {hours} * interval '1 hour', now())"
+            )
         await conn.execute(seed)
     finally:
         await conn.close()
@@ -119,8 +127,8 @@ async def main(coins: int, hours: int, runs: int) -> None:
         server = EmbeddedPostgres(work / "pg")
         server_url = await asyncio.to_thread(server.start)
         try:
-            before = await _database(server_url, work, "before", 10, seed)
-            after = await _database(server_url, work, "after", 10_000, seed)
+            before = await _database(server_url, work, "before", 10, seed, hours)
+            after = await _database(server_url, work, "after", 10_000, seed, hours)
             conns = [await asyncpg.connect(url) for url in (before, after)]
             deep = int(coins * hours * 0.9)
             parts = await conns[1].fetchval("SELECT count(*) FROM partition_bounds($1)", T)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -18,6 +19,7 @@ from cryptoetl.db.pool import Pool
 from cryptoetl.errors import RunInProgressError
 from cryptoetl.etl.maintain import MAINTENANCE, run_maintenance
 from cryptoetl.etl.owner import this_process
+from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.etl.service import open_etl
 from cryptoetl.models import RunStatus, RunTrigger
 from tests.support.api_data import eventually
@@ -234,3 +236,28 @@ async def test_the_leader_runs_maintenance_on_schedule(
         done = [r for r in found if r["status"] == "success"]
         assert done
         assert done[0]["trigger"] == "schedule"
+
+
+async def test_a_csv_rows_lineage_names_its_file_and_line(
+    pool: Pool,
+    make_settings: Callable[..., Settings],
+    make_client: ClientFactory,
+    tmp_path: Path,
+) -> None:
+    """A CSV row loaded by the pipeline (no jsonb copy kept) shows its file and line."""
+    path = tmp_path / "prices.csv"
+    path.write_text(
+        "Date,Symbol,Name,Close\n2024-03-01,BTC,Bitcoin,61000\n2024-03-02,BTC,Bitcoin,62000\n"
+    )
+    settings = make_settings(csv_file_path=str(path), enabled_sources="csv")
+    (outcome,) = await Pipeline(settings, pool).run(["csv"], RunTrigger.CLI)
+    assert outcome.status is RunStatus.SUCCESS
+    row_id = await pool.fetchval(
+        "SELECT id FROM unified_crypto_data WHERE price_usd = 62000 AND source = 'csv'"
+    )
+    async with make_client(settings) as client:
+        body = (await client.get(f"/api/v1/data/{row_id}/lineage")).json()
+    assert body["raw"]["status"] == "stored"
+    assert body["raw"]["table"] == "csv_files"
+    assert body["raw"]["file_path"] == str(path.resolve())
+    assert body["raw"]["line_no"] == 3

@@ -15,8 +15,8 @@ from cryptoetl.db import partitions
 from cryptoetl.db.pool import Pool
 from tests.support.process import CRYPTOETL, clean_env, etl, sigkill_when, start_etl
 
-ROWS = 60_000
-COINS = 50
+ROWS = 240_000
+COINS = 200
 STEP = timedelta(hours=6)  # 1,200 steps: about 300 days of history, the last one an hour ago
 
 
@@ -43,7 +43,7 @@ async def test_kill_9_across_partitions_then_resume_gives_exact_rows(
         partitions_before = len(await partitions.list_partitions(conn, "unified_crypto_data"))
 
     async def a_quarter_in() -> bool:
-        return bool(await pool.fetchval("SELECT count(*) >= 15000 FROM raw_csv"))
+        return bool(await pool.fetchval("SELECT count(*) >= 15000 FROM unified_crypto_data"))
 
     process = await start_etl(env, "--source", "csv")
     await sigkill_when(process, a_quarter_in, within=60)
@@ -57,17 +57,15 @@ async def test_kill_9_across_partitions_then_resume_gives_exact_rows(
 
     assert rerun.code == 0, rerun.stderr
     assert await pool.fetchval("SELECT count(*) FROM unified_crypto_data") == ROWS
-    assert await pool.fetchval("SELECT count(*) FROM raw_csv") == ROWS
+    assert await pool.fetchval("SELECT count(*) FROM csv_row_lineage") == ROWS
     distinct = await pool.fetchval(
         "SELECT count(*) FROM (SELECT DISTINCT coin_id, observed_at FROM unified_crypto_data) d"
     )
     assert distinct == ROWS
     assert await pool.fetchval("SELECT count(*) FROM unified_crypto_data_default") == 0
-    # every unified row links to its raw line, both live
-    linked = await pool.fetchval(
-        "SELECT count(*) FROM unified_crypto_data u JOIN raw_csv r ON r.id = u.raw_id"
-    )
-    assert linked == ROWS
+    # every unified row links to its file and line, each line once
+    lines = await pool.fetchval("SELECT count(DISTINCT line_no) FROM csv_row_lineage")
+    assert lines == ROWS
     async with pool.acquire() as conn:
         spread = await pool.fetchval("SELECT count(DISTINCT tableoid) FROM unified_crypto_data")
         assert spread >= 5  # the file really spans partitions

@@ -21,10 +21,14 @@ from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.schemas.common import INVALID, NOT_FOUND, UNAVAILABLE
 from cryptoetl.db import partitions, retention
 from cryptoetl.db.data_query import MAX_ID
+from cryptoetl.db.pool import Connection
 from cryptoetl.models import LocatorKind
 from cryptoetl.sources import REGISTRY
 
 router = APIRouter(tags=["data"])
+
+# A CSV row's raw id since migration 0015 is file id * 2^32 + line (ids below: raw_csv rows).
+CSV_FILE_LINE = 2**32
 
 
 class RawReference(BaseModel):
@@ -38,6 +42,10 @@ class RawReference(BaseModel):
     retired_at: datetime | None = Field(description="When it was retired (status retired).")
     fetched_at: datetime | None = Field(description="When it was fetched (status stored).")
     payload: Any = Field(description="The record as the source sent it (status stored).")
+    file_path: str | None = Field(
+        default=None, description="A CSV row's file (table csv_files: no jsonb copy is kept)."
+    )
+    line_no: int | None = Field(default=None, description="A CSV row's line in its file.")
 
 
 class Lineage(BaseModel):
@@ -84,21 +92,11 @@ async def lineage(
         if row is None:
             raise HTTPException(404, f"no observation with id {row_id}")
         table = _raw_table(row["source"])
-        status, retired_at = await retention.raw_state(conn, table, row["raw_id"])
-        stored = None
-        if status == "stored":
-            stored = await conn.fetchrow(
-                f"SELECT fetched_at, payload FROM {table} WHERE id = $1 LIMIT 1",  # noqa: S608
-                row["raw_id"],
-            )
-    raw = RawReference(
-        table=table,
-        id=row["raw_id"],
-        status=status,
-        retired_at=retired_at,
-        fetched_at=stored["fetched_at"] if stored is not None else None,
-        payload=stored["payload"] if stored is not None else None,
-    )
+        raw_id = row["raw_id"]
+        if table == partitions.RAW_CSV and raw_id is not None and raw_id >= CSV_FILE_LINE:
+            raw = await _csv_file_line(conn, raw_id)
+        else:
+            raw = await _raw_record(conn, table, raw_id)
     body = Lineage(
         **{k: row[k] for k in ("id", "source", "coin_id", "observed_at", "ingested_at", "run_id")},
         raw=raw,
@@ -106,3 +104,36 @@ async def lineage(
         api_latency_ms=latency_ms(request),
     )
     return JsonResponse(body.model_dump(mode="json"))
+
+
+async def _csv_file_line(conn: Connection, raw_id: int) -> RawReference:
+    """A CSV row loaded since migration 0015: its raw id is file id * 2^32 + line."""
+    path = await conn.fetchval("SELECT path FROM csv_files WHERE id = $1", raw_id // CSV_FILE_LINE)
+    return RawReference(
+        table="csv_files",
+        id=raw_id,
+        status="stored" if path is not None else "missing",
+        retired_at=None,
+        fetched_at=None,
+        payload=None,
+        file_path=path,
+        line_no=raw_id % CSV_FILE_LINE,
+    )
+
+
+async def _raw_record(conn: Connection, table: str, raw_id: int | None) -> RawReference:
+    status, retired_at = await retention.raw_state(conn, table, raw_id)
+    stored = None
+    if status == "stored":
+        stored = await conn.fetchrow(
+            f"SELECT fetched_at, payload FROM {table} WHERE id = $1 LIMIT 1",  # noqa: S608
+            raw_id,
+        )
+    return RawReference(
+        table=table,
+        id=raw_id,
+        status=status,
+        retired_at=retired_at,
+        fetched_at=stored["fetched_at"] if stored is not None else None,
+        payload=stored["payload"] if stored is not None else None,
+    )
