@@ -256,7 +256,7 @@ async def simulate(url: str, args: argparse.Namespace) -> None:
     template = templates()
     end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=args.days)
-    data_dir = Path(tempfile.mkdtemp(prefix="cryptoetl-scale-data-"))
+    data_dir = Path(tempfile.gettempdir())  # unused: DATABASE_URL is set; nothing is created
     settings = load_settings(
         env_file=None,
         database_url=url,
