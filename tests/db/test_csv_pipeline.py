@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from cryptoetl.config import Settings
+from cryptoetl.db import partitions
 from cryptoetl.db.pool import Pool
 from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger, SourceOutcome
@@ -81,6 +82,9 @@ async def test_the_twelve_real_files_load_with_their_counts(
         "SELECT count(DISTINCT (coin_id, observed_at)) FROM unified_crypto_data"
     )
     assert distinct == unified
+    # history back to 2013 lands in its own (coarse) partitions, none in the DEFAULT one
+    async with pool.acquire() as conn:
+        assert await partitions.default_rows(conn) == 0
 
 
 async def test_loaded_values_match_the_files(
