@@ -101,10 +101,14 @@ async def table_bytes(url: str) -> tuple[int, int, int]:
     """(heap, indexes, rows) of `unified_crypto_data`."""
     conn = await asyncpg.connect(url)
     try:
+        # summed over the partitions when the table is partitioned (its parent holds nothing)
         row = await conn.fetchrow(
-            "SELECT pg_relation_size('unified_crypto_data') AS heap, "
-            "pg_indexes_size('unified_crypto_data') AS indexes, count(*) AS rows "
-            "FROM unified_crypto_data"
+            "SELECT coalesce(sum(pg_relation_size(relid)), "
+            "pg_relation_size('unified_crypto_data')) AS heap, "
+            "coalesce(sum(pg_indexes_size(relid)), "
+            "pg_indexes_size('unified_crypto_data')) AS indexes, "
+            "(SELECT count(*) FROM unified_crypto_data) AS rows "
+            "FROM pg_partition_tree('unified_crypto_data')"
         )
         assert row is not None
         return row["heap"], row["indexes"], row["rows"]

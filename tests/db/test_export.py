@@ -233,3 +233,41 @@ async def test_the_csv_variant_has_the_same_rows_and_values(history: Pool, tmp_p
         ".part-0.csv.stamp",
         "part-0.csv",
     ]
+
+
+async def test_the_hourly_rollups_export_the_same_way(history: Pool, tmp_path: Path) -> None:
+    """`unified_hourly` (kept by the load's triggers) as source=S/date=D files: the same rows
+    and values as the table; unchanged days skipped; a changed price rewrites its day only."""
+    out = tmp_path / "hourly"
+    async with history.acquire() as conn:
+        report = await export_history(conn, out, table="hourly")
+        before = files(out)
+        again = await export_history(conn, out, table="hourly")
+        await conn.execute(
+            "UPDATE unified_crypto_data SET price_usd = 999.5, ingested_at = now() "
+            "WHERE source = 'csv' AND coin_id = 'coin-1' AND observed_at = '2025-01-02 05:00+00'"
+        )
+        changed = await export_history(conn, out, table="hourly")
+    in_db = await history.fetch(
+        "SELECT source, (hour AT TIME ZONE 'UTC')::date, count(*) FROM unified_hourly "
+        "GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+    assert len(in_db) == 9
+    assert duck(out, "SELECT source, date, count(*) FROM history GROUP BY 1, 2 ORDER BY 1, 2") == [
+        tuple(row) for row in in_db
+    ]
+    assert report.rows_written == 5 * STEPS * 3  # one observation per coin and hour here
+    assert (again.rows_written, len(again.skipped)) == (0, 9)
+    assert [(p.source, p.day) for p in changed.written] == [("csv", date(2025, 1, 2))]
+    assert {name for name in files(out) if files(out)[name] != before.get(name)} == {
+        f"source=csv/date=2025-01-02/{FILE_NAME}"
+    }
+    columns = "source, coin_id, hour, open, high, low, close, market_cap, volume_24h, count"
+    rows = await history.fetch(f"SELECT {columns} FROM unified_hourly")  # noqa: S608
+    exported = duck(out, f"SELECT {columns} FROM history")  # noqa: S608
+    assert sorted(exported) == sorted(tuple(row) for row in rows)
+    assert duck(
+        out,
+        "SELECT high, close FROM history WHERE source = 'csv' AND coin_id = 'coin-1' "
+        "AND hour = TIMESTAMPTZ '2025-01-02 05:00:00+00'",
+    ) == [(999.5, 999.5)]

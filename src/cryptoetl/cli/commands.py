@@ -257,6 +257,7 @@ async def export(
     *,
     force: bool,
     fmt: Format = "parquet",
+    table: str = "observations",
 ) -> int:
     """The history as Parquet (or CSV) under `out`; one line per day written on stderr, a
     total.
@@ -291,6 +292,7 @@ async def export(
                 sources=sources,
                 force=force,
                 fmt=fmt,
+                table=table,
                 on_day=on_day,
             )
         except OSError as exc:  # the directory: not writable, a file, the disk full

@@ -160,6 +160,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     export.add_argument("--force", action="store_true", help="rewrite every day, changed or not")
     export.add_argument(
+        "--table",
+        choices=("observations", "hourly"),
+        default="observations",
+        help="what to export: every observation (default) or the hourly OHLC rollups; "
+        "give each its own --out directory",
+    )
+    export.add_argument(
         "--format",
         choices=("parquet", "csv"),
         default="parquet",
@@ -216,6 +223,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     args.source,
                     force=args.force,
                     fmt=args.format,
+                    table=args.table,
                 )
             )
     except CryptoEtlError as exc:

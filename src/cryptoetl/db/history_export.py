@@ -52,6 +52,40 @@ _PLAN = """
     ORDER BY 1, 2
 """.replace("{_MICROS}", _MICROS.format("max(ingested_at)"))
 
+# The hourly rollups (`unified_hourly`, one row per source, coin and UTC hour), exported the
+# same way. A rollup row has no write time: a day's fingerprint is a hash of its rows instead.
+HOURLY_COLUMNS = (
+    "coin_id",
+    "hour",
+    "open",
+    "high",
+    "low",
+    "close",
+    "market_cap",
+    "volume_24h",
+    "count",
+    "open_at",
+    "close_at",
+)
+_SELECT_HOURLY = f"""
+    SELECT coin_id, {_MICROS.format("hour")}, open, high, low, close, market_cap, volume_24h,
+           count, {_MICROS.format("open_at")}, {_MICROS.format("close_at")}
+    FROM unified_hourly
+    WHERE source = $1 AND hour >= $2 AND hour < $3
+    ORDER BY coin_id, hour
+"""
+_PLAN_HOURLY = """
+    SELECT source, (hour AT TIME ZONE 'UTC')::date AS day, count(*) AS rows,
+           (sum(hashtextextended(h::text, 0)) % 9223372036854775807)::bigint AS last_ingested
+    FROM unified_hourly AS h
+    WHERE ($1::timestamptz IS NULL OR hour >= $1)
+      AND ($2::timestamptz IS NULL OR hour < $2)
+      AND ($3::text[] IS NULL OR source = ANY($3))
+    GROUP BY 1, 2
+    ORDER BY 1, 2
+"""
+TABLES = ("observations", "hourly")
+
 
 @dataclass(frozen=True, slots=True)
 class DaySlice:
@@ -89,21 +123,28 @@ async def plan_days(
     since: date | None = None,
     until: date | None = None,
     sources: Sequence[str] | None = None,
+    table: str = "observations",
 ) -> list[DaySlice]:
-    """The (source, day) slices with rows, days `since`..`until` inclusive, oldest first."""
+    """The (source, day) slices with rows, days `since`..`until` inclusive, oldest first, of
+    the observations or (`table="hourly"`) of the hourly rollups."""
     end = None if until is None else until + timedelta(days=1)
     rows = await conn.fetch(
-        _PLAN, day_start(since), day_start(end), list(sources) if sources else None
+        _PLAN_HOURLY if table == "hourly" else _PLAN,
+        day_start(since),
+        day_start(end),
+        list(sources) if sources else None,
     )
     return [DaySlice(r["source"], r["day"], r["rows"], r["last_ingested"]) for r in rows]
 
 
 async def slice_rows(
-    conn: Connection, part: DaySlice, batch_rows: int
+    conn: Connection, part: DaySlice, batch_rows: int, table: str = "observations"
 ) -> AsyncIterator[list[asyncpg.Record]]:
-    """The slice's rows (`COLUMNS`) in batches of at most `batch_rows`, ordered by coin and
-    time, through a server-side cursor (inside the caller's transaction)."""
-    cursor = await conn.cursor(_SELECT_ROWS, part.source, part.start, part.end)
+    """The slice's rows (`COLUMNS`, or `HOURLY_COLUMNS`) in batches of at most `batch_rows`,
+    ordered by coin and time, through a server-side cursor (inside the caller's
+    transaction)."""
+    sql = _SELECT_HOURLY if table == "hourly" else _SELECT_ROWS
+    cursor = await conn.cursor(sql, part.source, part.start, part.end)
     while True:
         batch = await cursor.fetch(batch_rows)
         if not batch:

@@ -46,6 +46,22 @@ SCHEMA = pa.schema(
         pa.field("run_id", pa.int64(), nullable=False),
     ]
 )
+HOURLY_SCHEMA = pa.schema(
+    [
+        pa.field("coin_id", pa.string(), nullable=False),
+        pa.field("hour", _UTC_MICROS, nullable=False),
+        pa.field("open", pa.float64(), nullable=False),
+        pa.field("high", pa.float64(), nullable=False),
+        pa.field("low", pa.float64(), nullable=False),
+        pa.field("close", pa.float64(), nullable=False),
+        pa.field("market_cap", pa.float64()),
+        pa.field("volume_24h", pa.float64()),
+        pa.field("count", pa.int64(), nullable=False),
+        pa.field("open_at", _UTC_MICROS, nullable=False),
+        pa.field("close_at", _UTC_MICROS, nullable=False),
+    ]
+)
+SCHEMAS = {"observations": SCHEMA, "hourly": HOURLY_SCHEMA}
 _ROWS_KEY = b"cryptoetl.rows"
 _INGESTED_KEY = b"cryptoetl.last_ingested_us"
 
@@ -90,20 +106,23 @@ def is_current(out: Path, part: DaySlice, fmt: Format = "parquet") -> bool:
     )
 
 
-def to_batch(records: Sequence[Any]) -> pa.RecordBatch:
-    """Database rows (`history_export.COLUMNS` order) as one Arrow batch of `SCHEMA`."""
+def to_batch(records: Sequence[Any], schema: pa.Schema = SCHEMA) -> pa.RecordBatch:
+    """Database rows (`history_export.COLUMNS` order, or `HOURLY_COLUMNS` for
+    `HOURLY_SCHEMA`) as one Arrow batch of `schema`."""
     columns = [
         pa.array([record[i] for record in records], type=field.type)
-        for i, field in enumerate(SCHEMA)
+        for i, field in enumerate(schema)
     ]
-    return pa.RecordBatch.from_arrays(columns, schema=SCHEMA)
+    return pa.RecordBatch.from_arrays(columns, schema=schema)
 
 
 class DayWriter:
     """Writes one day's file: `write(batch)` any number of times, then `commit()` renames it
     into place; leaving without `commit()` removes the temporary file."""
 
-    def __init__(self, out: Path, part: DaySlice, fmt: Format = "parquet") -> None:
+    def __init__(
+        self, out: Path, part: DaySlice, fmt: Format = "parquet", schema: pa.Schema = SCHEMA
+    ) -> None:
         self.part = part
         self.fmt = fmt
         self.directory = day_dir(out, part)
@@ -113,10 +132,10 @@ class DayWriter:
         self.temporary = self.directory / f".{self.path.name}.{os.getpid()}.tmp"
         self._writer: pq.ParquetWriter | pcsv.CSVWriter
         if fmt == "csv":
-            self._writer = pcsv.CSVWriter(self.temporary, SCHEMA)
+            self._writer = pcsv.CSVWriter(self.temporary, schema)
         else:
-            schema = SCHEMA.with_metadata(_stamp(part))
-            self._writer = pq.ParquetWriter(self.temporary, schema, compression=COMPRESSION)
+            stamped = schema.with_metadata(_stamp(part))
+            self._writer = pq.ParquetWriter(self.temporary, stamped, compression=COMPRESSION)
         self._pending: list[pa.RecordBatch] = []
         self._pending_rows = 0
         self.rows = 0

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptoetl.db.history_export import DaySlice, plan_days, slice_rows, snapshot
 from cryptoetl.db.pool import Connection
-from cryptoetl.export.files import DayWriter, Format, is_current, to_batch
+from cryptoetl.export.files import SCHEMAS, DayWriter, Format, is_current, to_batch
 
 BATCH_ROWS = 20_000
 
@@ -46,6 +46,7 @@ async def export_history(
     sources: Sequence[str] | None = None,
     force: bool = False,
     fmt: Format = "parquet",
+    table: str = "observations",
     batch_rows: int = BATCH_ROWS,
     on_day: Callable[[DaySlice, bool], None] | None = None,
 ) -> ExportReport:
@@ -55,20 +56,24 @@ async def export_history(
     # before reading anything: a directory that cannot be made fails first
     await asyncio.to_thread(out.mkdir, parents=True, exist_ok=True)
     async with snapshot(conn):
-        for part in await plan_days(conn, since=since, until=until, sources=sources):
+        plan = await plan_days(conn, since=since, until=until, sources=sources, table=table)
+        for part in plan:
             write = force or not is_current(out, part, fmt)
             if write:
-                await _write_day(conn, DayWriter(out, part, fmt), part, batch_rows)
+                writer = DayWriter(out, part, fmt, SCHEMAS[table])
+                await _write_day(conn, writer, part, batch_rows, table)
             (report.written if write else report.skipped).append(part)
             if on_day is not None:
                 on_day(part, write)
     return report
 
 
-async def _write_day(conn: Connection, writer: DayWriter, part: DaySlice, batch_rows: int) -> None:
+async def _write_day(
+    conn: Connection, writer: DayWriter, part: DaySlice, batch_rows: int, table: str
+) -> None:
     try:
-        async for records in slice_rows(conn, part, batch_rows):
-            writer.write(to_batch(records))
+        async for records in slice_rows(conn, part, batch_rows, table):
+            writer.write(to_batch(records, SCHEMAS[table]))
         writer.commit()
     finally:
         writer.discard()
