@@ -208,7 +208,8 @@ async def read_outcome(url: str) -> dict[str, Any]:
             "runs": [dict(r) for r in runs],
             "running": await conn.fetchval("SELECT count(*) FROM etl_runs WHERE status='running'"),
             "rows": {r["source"]: r["n"] for r in rows},
-            "raw_csv": await conn.fetchval("SELECT count(*) FROM raw_csv"),
+            # every CSV row traceable to its file and line (no raw copy per row since 0015)
+            "csv_lineage": await conn.fetchval("SELECT count(*) FROM csv_row_lineage"),
             "rejected_csv": await conn.fetchval(
                 "SELECT count(*) FROM rejected_records WHERE source = 'csv'"
             ),
@@ -317,7 +318,7 @@ def report(args: argparse.Namespace, soak: Soak, outcome: dict[str, Any]) -> int
         "rss flat within 10 % after warm-up": bool(flat) and flat["max_over_baseline"] <= 0.10,
         "no run left running": outcome["running"] == 0,
         "csv rows exact": rows.get("csv") == soak.good_rows
-        and outcome["raw_csv"] == soak.good_rows,
+        and outcome["csv_lineage"] == soak.good_rows,
         "csv rejected exact": outcome["rejected_csv"] == soak.bad_rows,
         "coingecko rows exact": rows.get("coingecko") == GECKO_ROWS,
         "coinpaprika rows exact": rows.get("coinpaprika") == PAPRIKA_ROWS,
