@@ -12,8 +12,8 @@ import pytest
 
 from cryptoetl.db.history_export import DaySlice
 from cryptoetl.db.pool import Pool
-from cryptoetl.export.files import FILE_NAME
-from cryptoetl.export.history import export_history
+from cryptoetl.etl.export.files import FILE_NAME
+from cryptoetl.etl.export.history import export_history
 from tests.support.api_data import START, load_rows
 
 SOURCES = ("coingecko", "coinpaprika", "csv")

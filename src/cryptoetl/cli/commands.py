@@ -24,7 +24,7 @@ from cryptoetl.errors import RunInProgressError
 
 if TYPE_CHECKING:
     from cryptoetl.db.history_export import DaySlice
-    from cryptoetl.export.files import Format
+    from cryptoetl.etl.export.files import Format
 
 log = structlog.get_logger("cryptoetl")
 
@@ -268,7 +268,7 @@ async def export(
     from cryptoetl.db.pool import connect
     from cryptoetl.db.server import prepare_database
     from cryptoetl.errors import DatabaseUnavailableError
-    from cryptoetl.export.history import export_history
+    from cryptoetl.etl.export.history import export_history
 
     def on_day(part: DaySlice, written: bool) -> None:
         if written:

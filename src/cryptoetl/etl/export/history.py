@@ -16,7 +16,7 @@ from pathlib import Path
 
 from cryptoetl.db.history_export import DaySlice, plan_days, slice_rows, snapshot
 from cryptoetl.db.pool import Connection
-from cryptoetl.export.files import SCHEMAS, DayWriter, Format, is_current, to_batch
+from cryptoetl.etl.export.files import SCHEMAS, DayWriter, Format, is_current, to_batch
 
 BATCH_ROWS = 20_000
 
