@@ -2,7 +2,8 @@
 
 The file is registered once per fingerprint in `csv_files`; the block is recorded in
 `csv_chunks`; the rows are COPYed into a staging table and upserted into the unified table by
-the same rules as `load.upsert_unified` (insert, rewrite if changed, else count unchanged). A
+the one statement of `load.upsert_statement` (insert, rewrite if changed, else count
+unchanged). A
 row's raw id is `file_id * 2^32 + line`: no raw copy of an accepted row is written.
 """
 
@@ -13,7 +14,7 @@ from collections.abc import AsyncIterator, Sequence
 
 import orjson
 
-from cryptoetl.db.load import UpsertCounts
+from cryptoetl.db.load import UpsertCounts, run_upsert, upsert_statement
 from cryptoetl.db.pool import Connection
 from cryptoetl.transform.csv_columns import FileRows, StageRecord
 
@@ -35,29 +36,12 @@ _COLUMNS = (
     "observed_us",
     "line",
 )
-_UPSERT = """
-WITH written AS (
-    INSERT INTO unified_crypto_data AS u
-        (coin_id, name, symbol, price_usd, market_cap, volume_24h, source, observed_at,
-         run_id, raw_id)
-    SELECT coin_id, name, symbol, price_usd, market_cap, volume_24h, $1,
+_UPSERT = upsert_statement(
+    """SELECT coin_id, name, symbol, price_usd, market_cap, volume_24h, $1,
            'epoch'::timestamptz + observed_us * interval '1 microsecond', $2,
            ($3::bigint << 32) | line
-    FROM stage_csv
-    ON CONFLICT (source, coin_id, observed_at) DO UPDATE SET
-        name = EXCLUDED.name, symbol = EXCLUDED.symbol, price_usd = EXCLUDED.price_usd,
-        market_cap = EXCLUDED.market_cap, volume_24h = EXCLUDED.volume_24h,
-        run_id = EXCLUDED.run_id, raw_id = EXCLUDED.raw_id, ingested_at = now()
-    WHERE (u.name, u.symbol, u.price_usd, u.market_cap, u.volume_24h)
-          IS DISTINCT FROM
-          (EXCLUDED.name, EXCLUDED.symbol, EXCLUDED.price_usd, EXCLUDED.market_cap,
-           EXCLUDED.volume_24h)
-    RETURNING (old.id IS NULL) AS inserted
+    FROM stage_csv"""
 )
-SELECT count(*) FILTER (WHERE inserted) AS inserted,
-       count(*) FILTER (WHERE NOT inserted) AS updated
-FROM written
-"""
 
 
 async def register_file(conn: Connection, block: FileRows, run_id: int) -> int:
@@ -118,6 +102,4 @@ async def load_file_rows(
     await conn.copy_records_to_table(
         "stage_csv", records=_slices(block.staged), columns=_COLUMNS, schema_name="pg_temp"
     )
-    result = (await conn.fetch(_UPSERT, source, run_id, file_id))[0]
-    inserted, updated = int(result["inserted"]), int(result["updated"])
-    return UpsertCounts(inserted, updated, len(block.rows) - inserted - updated)
+    return await run_upsert(conn, _UPSERT, len(block.rows), source, run_id, file_id)

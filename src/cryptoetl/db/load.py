@@ -52,13 +52,18 @@ StageRow = tuple[
     str, str | None, str | None, float, float | None, float | None, datetime, int | None
 ]
 
-_UPSERT = """
+
+def upsert_statement(select: str) -> str:
+    """The one unified upsert: the rows of `select` (a `SELECT` of coin_id, name, symbol,
+    price_usd, market_cap, volume_24h, source, observed_at, run_id, raw_id from a staging
+    table) inserted when new, rewritten when a value changed, else left alone; answers one
+    row of (inserted, updated). Every loader (HTTP batches, CSV blocks) uses it."""
+    return f"""
 WITH written AS (
     INSERT INTO unified_crypto_data AS u
         (coin_id, name, symbol, price_usd, market_cap, volume_24h, source, observed_at,
          run_id, raw_id)
-    SELECT coin_id, name, symbol, price_usd, market_cap, volume_24h, $1, observed_at, $2, raw_id
-    FROM stage_unified
+    {select}
     ON CONFLICT (source, coin_id, observed_at) DO UPDATE SET
         name = EXCLUDED.name, symbol = EXCLUDED.symbol, price_usd = EXCLUDED.price_usd,
         market_cap = EXCLUDED.market_cap, volume_24h = EXCLUDED.volume_24h,
@@ -75,11 +80,26 @@ FROM written
 """
 
 
+_UPSERT = upsert_statement(
+    """SELECT coin_id, name, symbol, price_usd, market_cap, volume_24h, $1, observed_at, $2,
+           raw_id
+    FROM stage_unified"""
+)
+
+
 @dataclass(frozen=True, slots=True)
 class UpsertCounts:
     inserted: int
     updated: int
     unchanged: int
+
+
+async def run_upsert(conn: Connection, statement: str, staged: int, *args: object) -> UpsertCounts:
+    """Run an `upsert_statement` over `staged` staged rows: how many were inserted, updated
+    and left unchanged."""
+    result = (await conn.fetch(statement, *args))[0]  # an aggregate: always one row
+    inserted, updated = int(result["inserted"]), int(result["updated"])
+    return UpsertCounts(inserted, updated, staged - inserted - updated)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,9 +147,8 @@ async def upsert_unified(
     await conn.copy_records_to_table(
         "stage_unified", records=rows, columns=UNIFIED_STAGE_COLUMNS, schema_name="pg_temp"
     )
-    result = (await conn.fetch(_UPSERT, source, run_id))[0]  # an aggregate: always one row
-    inserted, updated = int(result["inserted"]), int(result["updated"])
-    return UpsertCounts(inserted, updated, len(rows) - inserted - updated + duplicates)
+    counts = await run_upsert(conn, _UPSERT, len(rows), source, run_id)
+    return UpsertCounts(counts.inserted, counts.updated, counts.unchanged + duplicates)
 
 
 _RAW_INSERT = {
