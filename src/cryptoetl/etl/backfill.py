@@ -56,10 +56,10 @@ from cryptoetl.errors import (
     describe,
 )
 from cryptoetl.etl.backfill_request import BackfillRange, check
-from cryptoetl.etl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
+from cryptoetl.etl.live_runs import LiveRuns
+from cryptoetl.etl.owner import HEARTBEAT_SECONDS, this_process
 from cryptoetl.etl.pipeline import MAPPING_ERRORS
 from cryptoetl.etl.prepare import PreparedBatch, prepare_batch
-from cryptoetl.etl.reaper import reap_dead_runs
 from cryptoetl.etl.source_run import load_batch
 from cryptoetl.models import BackfillRequest, BackfillStarted, Batch, RunCounts, RunStatus
 from cryptoetl.sources.base import NoEvents, SourceContext, SourceEvents, utc_now
@@ -152,6 +152,7 @@ class Backfill:
         progress: BackfillProgress | None = None,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         now: Callable[[], datetime] = utc_now,
+        live: LiveRuns | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -162,13 +163,13 @@ class Backfill:
         self.progress: BackfillProgress = progress if progress is not None else NoProgress()
         self.heartbeat_seconds = heartbeat_seconds
         self.now = now
+        # this process's live runs (shared with its ETL pipeline in the service)
+        self.live = live if live is not None else LiveRuns(pool)
 
     async def begin(self, request: BackfillRequest) -> StartedBackfill:
         """Check the request, resolve its coins, insert its run; see the module docstring."""
         checked = check(request, self.now())
-        await reap_dead_runs(
-            self.pool, stale_after=self.heartbeat_seconds * MISSED_BEATS, spare_owner=self.owner
-        )
+        await self.live.reap(self.owner, heartbeat_seconds=self.heartbeat_seconds)
         async with self.pool.acquire() as conn, conn.transaction():
             coins = list(checked.coins)
             if checked.top is not None:
@@ -197,6 +198,7 @@ class Backfill:
             if run is None:
                 running = await queries.running_run(conn, checked.source)
                 raise RunInProgressError([running] if running else [], [checked.source])
+        self.live.started([run.run_id])
         log.info(
             "backfill_started",
             run_id=run.run_id,
@@ -389,7 +391,11 @@ class Backfill:
             async with self.pool.acquire() as conn, conn.transaction():
                 await runs.end(conn, started.run_id, outcome.status, error, read_to_end=False)
         except DATABASE_ERRORS as exc:
+            # written by this process once the database is back; live until then
             log.error("backfill_end_not_recorded", error=describe(exc))
+            self.live.late_ends.add(started.run_id, outcome.status, error, False)
+        finally:
+            self.live.ended([started.run_id])
         if outcome.chunks:
             try:
                 await sync_assets(self.pool, sources=[started.range.source])

@@ -34,8 +34,8 @@ from cryptoetl.db.pool import DATABASE_ERRORS, Pool
 from cryptoetl.errors import AssetOverridesError, RunInProgressError, describe
 from cryptoetl.etl.late_ends import LateEnds
 from cryptoetl.etl.leader import Fence
-from cryptoetl.etl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, this_process
-from cryptoetl.etl.reaper import reap_dead_runs
+from cryptoetl.etl.live_runs import LiveRuns
+from cryptoetl.etl.owner import HEARTBEAT_SECONDS, this_process
 from cryptoetl.etl.source_run import ProgressSink, RunSetup, run_source
 from cryptoetl.models import RunTrigger, SourceOutcome
 from cryptoetl.sources import REGISTRY
@@ -84,6 +84,7 @@ class Pipeline:
         session_factory: SessionFactory = open_http_session,
         heartbeat_seconds: float = HEARTBEAT_SECONDS,
         rate_limits: RateLimits | None = None,
+        live: LiveRuns | None = None,
     ) -> None:
         self.settings = settings
         self.pool = pool
@@ -95,10 +96,14 @@ class Pipeline:
         self.heartbeat_seconds = heartbeat_seconds
         self.rate_limits = rate_limits
         self.host = socket.gethostname()
-        self.late_ends = LateEnds(pool)
-        # runs begun by this pipeline whose task has not ended: the only ones of this owner
+        # this process's live runs (shared with its backfill): the only ones of this owner
         # the reaper spares
-        self._live: set[int] = set()
+        self.live = live if live is not None else LiveRuns(pool)
+
+    @property
+    def late_ends(self) -> LateEnds:
+        """Where this process's run ends wait while the database is down."""
+        return self.live.late_ends
 
     def _names(self, sources: Sequence[str] | None) -> list[str]:
         names = list(dict.fromkeys(sources)) if sources is not None else []
@@ -115,13 +120,8 @@ class Pipeline:
     async def reap_dead_runs(self) -> list[runs.FinishedRun]:
         """`reap_dead_runs` for this pipeline's database, sparing its own live runs; the ends
         it could not write while the database was down are written first."""
-        await self.late_ends.flush()
-        return await reap_dead_runs(
-            self.pool,
-            stale_after=self.heartbeat_seconds * MISSED_BEATS,
-            spare_owner=self.owner,
-            live={*self._live, *self.late_ends.run_ids},
-            host=self.host,
+        return await self.live.reap(
+            self.owner, heartbeat_seconds=self.heartbeat_seconds, host=self.host
         )
 
     async def begin(
@@ -138,7 +138,7 @@ class Pipeline:
         for _ in range(BEGIN_ATTEMPTS):
             group = await self._try_begin(names, trigger, skip_busy, fence)
             if group is not None:
-                self._live.update(group.run_ids.values())
+                self.live.started(group.run_ids.values())
                 log.info(
                     "runs_started", trigger=trigger.value, runs=group.run_ids, busy=dict(group.busy)
                 )
@@ -182,7 +182,7 @@ class Pipeline:
         try:
             return await self._execute(group)
         finally:
-            self._live.difference_update(group.run_ids.values())
+            self.live.ended(group.run_ids.values())
 
     async def _execute(self, group: RunGroup) -> list[SourceOutcome]:
         async with self.session_factory(self.settings) as session:

@@ -14,7 +14,7 @@ import structlog
 from cryptoetl.db import runs
 from cryptoetl.db.pool import Connection, Pool
 from cryptoetl.etl.owner import HEARTBEAT_SECONDS, MISSED_BEATS, death_reason
-from cryptoetl.models import RunStatus, RunTrigger
+from cryptoetl.models import RunStatus
 
 log = structlog.get_logger(__name__)
 
@@ -33,14 +33,13 @@ async def reap_dead_runs(
 
     Call it at start-up (the API lifespan does) and before starting runs (`begin` does).
     Runs owned by `spare_owner` (the caller itself) are never reaped, except, when `live` (the
-    caller's runs still executing) is given, those not in it: their task ended without
-    recording the end, so only their row still says `running`. `live` lists the caller's
-    ETL runs only: backfill runs of the same process are tracked by the backfill, not here.
+    caller's runs still executing, of every kind: `LiveRuns`) is given, those not in it: their
+    task ended without recording the end, so only their row still says `running`.
     """
 
     def reason_of(row: asyncpg.Record) -> str | None:
         if row["owner"] == spare_owner:
-            if live is None or row["id"] in live or row["trigger"] == RunTrigger.BACKFILL:
+            if live is None or row["id"] in live:
                 return None
             return ORPHANED
         return death_reason(

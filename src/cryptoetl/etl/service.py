@@ -49,6 +49,7 @@ from cryptoetl.errors import NotLeaderError, RunInProgressError, ServiceStopping
 from cryptoetl.etl.backfill import Backfill, BackfillOutcome
 from cryptoetl.etl.background import STOPPING, BackgroundRuns
 from cryptoetl.etl.leader import LeaderLease
+from cryptoetl.etl.live_runs import LiveRuns
 from cryptoetl.etl.maintain import run_maintenance
 from cryptoetl.etl.owner import this_process
 from cryptoetl.etl.pipeline import Pipeline
@@ -227,9 +228,10 @@ async def open_etl(
     """The ETL of this process on `pool`, scheduled and leader-elected; see the module doc."""
     owner = str(this_process())
     limits = RateLimits()  # one budget per provider in this process: live runs and backfills
-    pipeline = Pipeline(settings, pool, events=events, owner=owner, rate_limits=limits)
+    live = LiveRuns(pool)  # one registry of live runs: ETL runs and backfills alike
+    pipeline = Pipeline(settings, pool, events=events, owner=owner, rate_limits=limits, live=live)
     runs = BackgroundRuns(pipeline)
-    backfills = Backfill(settings, pool, rate_limits=limits, events=events, owner=owner)
+    backfills = Backfill(settings, pool, rate_limits=limits, events=events, owner=owner, live=live)
     async with LeaderLease(pool, owner, seconds=settings.scheduler_lease_seconds) as lease:
         service = EtlService(settings, runs, lease, backfills)
         service.start_schedule()
