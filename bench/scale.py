@@ -131,7 +131,7 @@ async def load_batch(pool: Pool, run_ids: dict[str, int], batch: Batch, at: date
     own), then raw rows and the unified upsert in one transaction."""
     async with pool.acquire() as conn:
         observed = [row[6] for row in batch.unified]
-        await partitions.ensure_for_batch(conn, LocatorKind.OBSERVATION, observed, observed, at)
+        await partitions.ensure_for_batch(conn, LocatorKind.OBSERVATION, observed, at)
         async with conn.transaction():
             await load.ensure_staging(conn)
             raw_ids = await load.store_raw(
@@ -147,7 +147,7 @@ async def copy_batch(
     """The limit: the same rows COPYed straight into raw_http and unified_crypto_data."""
     async with pool.acquire() as conn:
         observed = [row[6] for row in batch.unified]
-        await partitions.ensure_for_batch(conn, LocatorKind.OBSERVATION, observed, observed, at)
+        await partitions.ensure_for_batch(conn, LocatorKind.OBSERVATION, observed, at)
     run_id = run_ids[batch.source]
     async with copier.transaction():
         await copier.copy_records_to_table(
