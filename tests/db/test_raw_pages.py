@@ -104,6 +104,12 @@ async def test_lineage_answers_the_record_from_its_page(
     row_id, page_id = row["id"], row["raw_id"]
     async with make_client(settings) as client:
         body = (await client.get(f"/api/v1/data/{row_id}/lineage")).json()
+        stats = (await client.get("/api/v1/stats")).json()
+        metrics = (await client.get("/metrics")).text
+    sizes = {t["table"]: t["bytes"] for t in stats["table_sizes"]}
+    assert sizes["raw_http_pages"] > 0  # its partitions summed into it
+    assert not any(name.startswith("raw_http_pages_") for name in sizes)
+    assert 'cryptoetl_table_size_bytes{table="raw_http_pages"}' in metrics
     raw = body["raw"]
     assert (raw["table"], raw["id"], raw["status"], raw["position"]) == (
         "raw_http_pages",
