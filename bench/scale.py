@@ -26,6 +26,9 @@ It reports, in one run:
   and after thinning everything older than the full-resolution window (maintenance run as
   if `--full-resolution-days` more days had passed), and from those the disk a year of
   default operation takes at steady state;
+- the bytes a rollup row adds at steady state: unified_hourly's growth over the last simulated
+  day (after the first quarter day, for a one-day run) per row added, which is what a year of
+  rollups is projected from (a young table's average would count its free space wrongly);
 - median latency (uncached, in-process app over httpx) of `/data` page 1, a coin filter, a
   deep cursor, `latest`, and a year of hourly history of one asset, at day 1 and the last day.
 """
@@ -222,6 +225,41 @@ async def sizes(pool: Pool) -> dict[str, tuple[int, int]]:
     return out
 
 
+ROLLUP_SIZE = """
+SELECT coalesce(sum(pg_total_relation_size(p.relid)), 0)::bigint
+FROM (SELECT 'unified_hourly'::regclass AS relid
+      UNION SELECT relid FROM pg_partition_tree('unified_hourly') WHERE isleaf) AS p
+"""
+CHECKPOINT_HOURS = 6  # the rollups' size is taken this often (simulated hours)
+
+
+@dataclass(frozen=True)
+class RollupCheckpoint:
+    hours: int  # simulated hours loaded
+    bytes: int
+    rows: int
+
+
+async def rollup_checkpoint(pool: Pool, hours: int) -> RollupCheckpoint:
+    """unified_hourly's bytes (with its index; partitions summed) and rows after `hours`."""
+    bytes_ = await pool.fetchval(ROLLUP_SIZE)
+    rows = await pool.fetchval("SELECT count(*) FROM unified_hourly")
+    return RollupCheckpoint(hours, int(bytes_), int(rows))
+
+
+def rollup_marginal(
+    points: Sequence[RollupCheckpoint],
+) -> tuple[float, RollupCheckpoint, RollupCheckpoint]:
+    """Bytes a rollup row adds at steady state: the growth of unified_hourly over the last
+    simulated day (over the run after its first quarter day, for a one-day run) divided by the
+    rows added, so a young table's free space does not flatter or burden the figure."""
+    end = points[-1]
+    span = 24 if end.hours >= 48 else max(CHECKPOINT_HOURS, end.hours - CHECKPOINT_HOURS)
+    start = next(p for p in points if p.hours >= end.hours - span)
+    rows = end.rows - start.rows
+    return ((end.bytes - start.bytes) / rows if rows else 0.0), start, end
+
+
 async def run_maintenance(pool: Pool, settings: Any, now: datetime) -> float:
     started = time.perf_counter()
     for step in maintain.STEPS:
@@ -294,6 +332,7 @@ async def simulate(url: str, args: argparse.Namespace) -> None:
     hours: dict[int, tuple[float, float]] = {}  # day -> (COPY obs/s, loader obs/s)
     latencies: dict[int, dict[str, float]] = {}
     before: dict[str, tuple[int, int]] = {}
+    rollups: list[RollupCheckpoint] = [RollupCheckpoint(0, 0, 0)]
     async with open_pool(url, max_size=6) as pool:
         for day in range(1, args.days + 1):
             day_start = start + timedelta(days=day - 1)
@@ -317,6 +356,9 @@ async def simulate(url: str, args: argparse.Namespace) -> None:
                 loader_obs += PER_SNAPSHOT
                 if measure_hours and snap < 24:
                     loader_hour_seconds += elapsed
+                if (snap + 1) % (12 * CHECKPOINT_HOURS) == 0:
+                    loaded = (day - 1) * 24 + (snap + 1) // 12
+                    rollups.append(await rollup_checkpoint(pool, loaded))
             await finish_runs(pool, run_ids)
             if measure_hours:
                 hour_obs = 12 * PER_SNAPSHOT
@@ -349,7 +391,9 @@ async def simulate(url: str, args: argparse.Namespace) -> None:
         steady_seconds = await run_maintenance(pool, settings, far)
         steady = await sizes(pool)
     await raw_conn.close()
-    report(args, str(version), days, hours, latencies, before, after, steady, steady_seconds)
+    report(
+        args, str(version), days, hours, latencies, before, after, steady, steady_seconds, rollups
+    )
 
 
 def per_obs(sizes_: dict[str, tuple[int, int]], name: str) -> float:
@@ -367,6 +411,7 @@ def report(
     after: dict[str, tuple[int, int]],
     steady: dict[str, tuple[int, int]],
     steady_seconds: float,
+    rollups: Sequence[RollupCheckpoint],
 ) -> None:
     last = args.days
     print(
@@ -407,13 +452,20 @@ def report(
         f"{total_after / observations:,.0f} bytes per observation ingested; steady-state "
         f"maintenance (everything older than the window thinned) took {steady_seconds:.1f} s"
     )
+    marginal, start, end = rollup_marginal(rollups)
+    print(
+        f"rollups at steady state: {marginal:,.0f} bytes per row added from hour {start.hours} "
+        f"to hour {end.hours} ({end.rows - start.rows:,} rows, "
+        f"{(end.bytes - start.bytes) / 1e6:,.1f} MB); {end.bytes / max(end.rows, 1):,.0f} B/row "
+        f"for the whole table before maintenance"
+    )
     # a year of default operation at steady state: 30 days at full resolution, the rest
     # thinned to one row per (source, coin, hour), rollups for every hour, 30 days of raw
     per_day = SNAPSHOTS_PER_DAY * PER_SNAPSHOT
     full = per_obs(before, "unified_crypto_data")
     thinned = per_obs(steady, "unified_crypto_data")
     raw = per_obs(before, "raw_http_pages")
-    rollup = per_obs(steady, "unified_hourly")
+    rollup = marginal  # what a day of rollups adds, not a young table's average
     hourly_rows = per_day / 12
     year = (
         30 * per_day * full
