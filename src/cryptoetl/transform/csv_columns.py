@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -32,6 +33,9 @@ from cryptoetl.transform.csv_values import (
     parse_datetime,
     parse_number_in,
 )
+
+if TYPE_CHECKING:
+    from cryptoetl.transform.csv_stage import StagedRows
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_REMEMBERED = 100_000  # distinct coin cells remembered per file
@@ -86,6 +90,9 @@ class Rows:
     market_cap: Floats
     volume: Floats
     observed_us: Ints
+    # each row's coin cell as a code into `coin_table` (coin id, name, symbol) of its block
+    coin_codes: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
+    coin_table: list[tuple[str, str | None, str | None]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -118,8 +125,9 @@ class FileRows:
     rows: Rows
     rejections: list[Rejection]
     number_formats: dict[str, str]
-    # the accepted rows as the loader COPYs them (`staging_records`), made in the worker thread
-    staged: list[StageRecord] = field(default_factory=list)
+    # the accepted rows as the loader COPYs them (`csv_stage.stage_rows`), made in the worker
+    # thread; None: not staged (the loader stages them)
+    staged: StagedRows | None = None
 
     @property
     def fetched(self) -> int:
@@ -303,37 +311,10 @@ def read_block(
         market_cap=cap.values[keep],
         volume=volume.values[keep],
         observed_us=observed[keep],
+        coin_codes=coin_codes[keep],
+        coin_table=[coin[:3] for coin in coins],
     )
     return BlockResult(rows, rejected, changed)
-
-
-# (coin_id, name, symbol, price, market cap, volume, observed_at in microseconds, line)
-StageRecord = tuple[str, str | None, str | None, float, float | None, float | None, int, int]
-
-
-def staging_records(rows: Rows) -> list[StageRecord]:
-    """One record per observation (coin, time) in line order; of two rows of one observation
-    the later line wins, as the row path's staging did."""
-    order = np.argsort(rows.lines, kind="stable").tolist()
-    lines = rows.lines.tolist()
-    prices = rows.price.tolist()
-    caps = [None if v != v else v for v in rows.market_cap.tolist()]
-    volumes = [None if v != v else v for v in rows.volume.tolist()]
-    observed = rows.observed_us.tolist()
-    staged: dict[tuple[str, int], StageRecord] = {}
-    for i in order:
-        coin = rows.coin_id[i]
-        staged[(coin, observed[i])] = (
-            coin,
-            rows.name[i],
-            rows.symbol[i],
-            prices[i],
-            caps[i],
-            volumes[i],
-            observed[i],
-            lines[i],
-        )
-    return list(staged.values())
 
 
 def strings(values: Sequence[Sequence[str]], keys: Sequence[str]) -> dict[str, pa.Array]:
