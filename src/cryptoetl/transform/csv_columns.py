@@ -25,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cryptoetl.models import Rejection
+from cryptoetl.transform.arrow_arrays import from_numpy, repeated, string_scalar, to_numpy
 from cryptoetl.transform.csv_rows import CsvLayout, coin_of
 from cryptoetl.transform.csv_values import (
     AmbiguousValue,
@@ -143,12 +144,12 @@ class BlockResult:
 
 def _distinct(values: pa.Array) -> tuple[list[str], Ints]:
     encoded = pc.dictionary_encode(values)
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = to_numpy(encoded.indices).astype(np.int64)
     return encoded.dictionary.to_pylist(), codes
 
 
 def _empty_strings(n: int) -> pa.Array:
-    return pa.array([""] * n, pa.string())
+    return repeated("", n)
 
 
 @dataclass(slots=True)
@@ -158,7 +159,7 @@ class _Numbers:
 
 
 def _plain(values: pa.Array) -> Bools:
-    mask: Bools = pc.match_substring_regex(values, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
+    mask: Bools = to_numpy(pc.match_substring_regex(values, _PLAIN_NUMBER))
     return mask
 
 
@@ -166,11 +167,11 @@ def _numbers(values: pa.Array, plain: Bools, column_format: str | None) -> _Numb
     n = len(values)
     out = np.full(n, np.nan)
     if plain.any():
-        out[plain] = pc.cast(pc.filter(values, pa.array(plain)), pa.float64()).to_numpy()
+        out[plain] = to_numpy(pc.cast(pc.filter(values, from_numpy(plain)), pa.float64()))
     errors: dict[int, str] = {}
     rest = np.flatnonzero(~plain)
     if len(rest):
-        uniques, codes = _distinct(pc.take(values, pa.array(rest)))
+        uniques, codes = _distinct(pc.take(values, from_numpy(rest)))
         parsed: list[float | str | None] = []
         for text in uniques:
             try:
@@ -190,7 +191,7 @@ def _shown_formats(values: pa.Array, plain: Bools) -> str | None:
     """The convention the non-plain cells of a column show (None, one of them, or BOTH)."""
     if plain.all():
         return None
-    rest = pc.filter(values, pa.array(~plain))
+    rest = pc.filter(values, from_numpy(~plain))
     shown: str | None = None
     for text in pc.unique(rest).to_pylist():
         shown = merge_format(shown, number_format(text))
@@ -237,7 +238,7 @@ def read_block(
     coin_key = layout.coin_id or layout.name or layout.symbol
     trio = [column(coin_key), column(layout.name), column(layout.symbol)]
     # (a block never holds a NUL byte: such rows are rejected before, so it can join the cells)
-    joined = pc.binary_join_element_wise(*trio, "\x00") if n else _empty_strings(0)
+    joined = pc.binary_join_element_wise(*trio, string_scalar("\x00")) if n else _empty_strings(0)
     uniques, coin_codes = _distinct(joined)
     known = formats.coins if len(formats.coins) < MAX_REMEMBERED else {}
     coins = []
