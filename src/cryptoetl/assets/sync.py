@@ -73,9 +73,10 @@ async def update_mappings(
         mapped = await asset_map.mapped_coins(conn)
     coins: dict[tuple[str, str], Coin] = {(c.source, c.coin_id): c for c in mapped}
     coins.update(((c.source, c.coin_id), c) for c in seen)
-    result = match(
-        coins.values(), await asset_map.assets(conn), await asset_map.pins(conn), registry=registry
-    )
+    assets, pins = await asset_map.assets(conn), await asset_map.pins(conn)
+    # the matcher is pure CPU work over every coin ever seen (seconds for a large first CSV
+    # load): in a worker thread, so the event loop (and the API sharing it) is not held
+    result = await asyncio.to_thread(match, list(coins.values()), assets, pins, registry=registry)
     created += await asset_map.insert_assets(conn, result.new_assets)
     changed = await asset_map.write_decisions(conn, result.decisions, coins)
     unmapped = Counter(d.rule.value for d in result.decisions if d.asset_id is None)

@@ -1,46 +1,42 @@
 """Loading a block of CSV rows that arrives as columns (`FileRows`), in the caller's transaction.
 
 The file is registered once per fingerprint in `csv_files`; the block is recorded in
-`csv_chunks`; the rows are COPYed into a staging table and upserted into the unified table by
+`csv_chunks`; the rows are COPYed (binary, as `transform.csv_stage` built them, and their
+coins as a small table of their own) into staging tables and upserted into the unified table by
 the one statement of `load.upsert_statement` (insert, rewrite if changed, else count
-unchanged). A
-row's raw id is `file_id * 2^32 + line`: no raw copy of an accepted row is written.
+unchanged). A row's raw id is `file_id * 2^32 + line`: no raw copy of an accepted row is written.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 
 import orjson
 
 from cryptoetl.db.load import UpsertCounts, run_upsert, upsert_statement
 from cryptoetl.db.pool import Connection
-from cryptoetl.transform.csv_columns import FileRows, StageRecord
+from cryptoetl.transform.csv_columns import FileRows
+from cryptoetl.transform.csv_stage import COLUMNS, StagedRows, stage_rows
 
-COPY_SLICE = 4096  # rows encoded for COPY between two turns of the event loop
+_COIN_COLUMNS = ("code", "coin_id", "name", "symbol")
 
 _STAGING = """
 CREATE TEMP TABLE IF NOT EXISTS stage_csv (
-    coin_id text, name text, symbol text, price_usd double precision,
-    market_cap double precision, volume_24h double precision, observed_us bigint, line bigint
+    code integer, price_usd double precision, market_cap double precision,
+    volume_24h double precision, observed_us bigint, line bigint
+) ON COMMIT DELETE ROWS;
+CREATE TEMP TABLE IF NOT EXISTS stage_csv_coins (
+    code integer PRIMARY KEY, coin_id text, name text, symbol text
 ) ON COMMIT DELETE ROWS
 """
-_COLUMNS = (
-    "coin_id",
-    "name",
-    "symbol",
-    "price_usd",
-    "market_cap",
-    "volume_24h",
-    "observed_us",
-    "line",
-)
+# a missing market cap or volume is staged as NaN (an accepted number never is one)
 _UPSERT = upsert_statement(
-    """SELECT coin_id, name, symbol, price_usd, market_cap, volume_24h, $1,
-           'epoch'::timestamptz + observed_us * interval '1 microsecond', $2,
-           ($3::bigint << 32) | line
-    FROM stage_csv"""
+    """SELECT c.coin_id, c.name, c.symbol, s.price_usd, NULLIF(s.market_cap, 'NaN'),
+           NULLIF(s.volume_24h, 'NaN'), $1,
+           'epoch'::timestamptz + s.observed_us * interval '1 microsecond', $2,
+           ($3::bigint << 32) | s.line
+    FROM stage_csv s JOIN stage_csv_coins c ON c.code = s.code"""
 )
 
 
@@ -62,11 +58,10 @@ async def register_file(conn: Connection, block: FileRows, run_id: int) -> int:
     return int(file_id)
 
 
-async def _slices(records: Sequence[StageRecord]) -> AsyncIterator[StageRecord]:
-    """`records` for COPY, letting the event loop run between slices of them."""
-    for start in range(0, len(records), COPY_SLICE):
-        for record in records[start : start + COPY_SLICE]:
-            yield record
+async def _chunks(staged: StagedRows) -> AsyncIterator[bytes]:
+    """The staged rows' binary COPY data, letting the event loop run between chunks."""
+    for chunk in staged.chunks():
+        yield chunk
         await asyncio.sleep(0)
 
 
@@ -96,10 +91,23 @@ async def load_file_rows(
         len(block.rejections),
         orjson.dumps(block.number_formats).decode(),
     )
-    if not block.staged:
+    staged = block.staged if block.staged is not None else await _stage(block)
+    if not len(staged):
         return UpsertCounts(0, 0, len(block.rows))
     await conn.execute(_STAGING)
     await conn.copy_records_to_table(
-        "stage_csv", records=_slices(block.staged), columns=_COLUMNS, schema_name="pg_temp"
+        "stage_csv_coins", records=staged.coins, columns=_COIN_COLUMNS, schema_name="pg_temp"
+    )
+    await conn.copy_to_table(
+        "stage_csv",
+        source=_chunks(staged),
+        columns=COLUMNS,
+        schema_name="pg_temp",
+        format="binary",
     )
     return await run_upsert(conn, _UPSERT, len(block.rows), source, run_id, file_id)
+
+
+async def _stage(block: FileRows) -> StagedRows:
+    """The block's staging, made here when its source did not make it (in a worker thread)."""
+    return await asyncio.to_thread(stage_rows, block.rows)

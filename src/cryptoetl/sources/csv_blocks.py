@@ -31,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from cryptoetl.sources.csv_files import NUL, decode
+from cryptoetl.transform.arrow_arrays import from_numpy
 from cryptoetl.transform.csv_columns import Block, RejectedRow, strings
 from cryptoetl.transform.csv_rows import row_payload
 
@@ -216,7 +217,8 @@ class BlockReader:
         chosen = np.flatnonzero(keep)
         columns = {key: table.column(i).combine_chunks() for i, key in enumerate(self.keys)}
         if len(chosen) < table.num_rows:
-            columns = {key: values.take(pa.array(chosen)) for key, values in columns.items()}
+            taken = from_numpy(chosen)
+            columns = {key: values.take(taken) for key, values in columns.items()}
         rows = valid[chosen]
         extra, rejected = self._shaped(
             [(first + j, text) for j, text in sorted(invalid.items())], starts, ends, piece, first

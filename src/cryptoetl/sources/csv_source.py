@@ -19,7 +19,7 @@ import asyncio
 import hashlib
 import time
 from collections.abc import AsyncIterator, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -39,19 +39,18 @@ from cryptoetl.models import (
     SourceRecord,
 )
 from cryptoetl.sources.base import SourceContext, SourceInfo
-from cryptoetl.sources.csv_blocks import BLOCK_BYTES, BlockReader, ReadBlock
+from cryptoetl.sources.csv_blocks import BLOCK_BYTES, BlockReader
 from cryptoetl.sources.csv_files import FileState, plan, read_header, resolve
 from cryptoetl.transform.common import raw_text
 from cryptoetl.transform.csv_columns import (
-    BlockResult,
     FileRows,
     NumberFormats,
     RejectedRow,
-    StageRecord,
+    Rows,
     read_block,
-    staging_records,
 )
 from cryptoetl.transform.csv_rows import CsvLayout, map_header, read_row
+from cryptoetl.transform.csv_stage import StagedRows, stage_rows
 
 log = structlog.get_logger(__name__)
 
@@ -73,6 +72,23 @@ class CsvSettings(SourceSettings):
         le=256 * 1024 * 1024,
         description="Bytes of a CSV file read, validated and committed at a time.",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class _Step:
+    """What reading one block gives the loader, and where the file stands after it."""
+
+    rows: Rows
+    staged: StagedRows
+    rejections: list[Rejection]
+    formats_shown: dict[str, str]
+    fetched: int
+    first_line: int
+    last_line: int
+    offset: int
+    line: int
+    prefix_sha256: str
+    eof: bool
 
 
 def _cursor_files(cursor: Mapping[str, Any]) -> dict[str, Any]:
@@ -149,64 +165,87 @@ class CsvSource:
             while True:
                 started = time.perf_counter()
                 start_offset = reader.offset
-                block, result, staged = await asyncio.to_thread(
-                    self._next_block, reader, layout, mtime, formats
+                step = await asyncio.to_thread(
+                    self._next_block, reader, layout, mtime, formats, path
                 )
                 elapsed = (time.perf_counter() - started) * 1000
-                for column, shown in result.formats_shown.items():
+                for column, shown in step.formats_shown.items():
                     log.info(
                         "csv_number_format",
                         file=key,
                         column=column,
                         format=shown,
-                        from_line=block.first_line,
+                        from_line=step.first_line,
                     )
                 state = replace(
                     state,
-                    offset=block.offset,
-                    line=block.line,
-                    prefix_sha256=block.prefix_sha256,
-                    complete=block.eof,
+                    offset=step.offset,
+                    line=step.line,
+                    prefix_sha256=step.prefix_sha256,
+                    complete=step.eof,
                     number_formats=formats.to_json(),
                 )
                 files[key] = state.to_json()
-                if block.fetched or block.eof:
-                    rejections = [
-                        Rejection(f"{path.name}:{r.line}", r.raw, r.reason, file=key, line=r.line)
-                        for r in sorted((*block.rejected, *result.rejected), key=_line)
-                    ]
+                if step.fetched or step.eof:
                     rows = FileRows(
                         fingerprint=state.fingerprint,
                         path=key,
                         size=state.size,
                         mtime_ns=state.mtime_ns,
-                        first_line=block.first_line,
-                        last_line=block.last_line,
+                        first_line=step.first_line,
+                        last_line=step.last_line,
                         start_offset=start_offset,
-                        end_offset=block.offset,
-                        rows=result.rows,
-                        staged=staged,
-                        rejections=rejections,
+                        end_offset=step.offset,
+                        rows=step.rows,
+                        staged=step.staged,
+                        rejections=step.rejections,
                         number_formats=formats.to_json(),
                     )
-                    label = f"{path.name} lines {block.first_line}-{block.last_line}"
+                    label = f"{path.name} lines {step.first_line}-{step.last_line}"
                     batch = self._batch(path, [], files, label, context, elapsed)
                     yield replace(batch, columns=rows)
-                if block.eof:
+                    # the block is the loader's now: hold no reference to it while the next
+                    # one is read (at most the loading, the waiting and the next block live)
+                    del rows, batch
+                if step.eof:
                     return
+                del step
         finally:
             reader.close()
 
     def _next_block(
-        self, reader: BlockReader, layout: CsvLayout, mtime: datetime, formats: NumberFormats
-    ) -> tuple[ReadBlock, BlockResult, list[StageRecord]]:
+        self,
+        reader: BlockReader,
+        layout: CsvLayout,
+        mtime: datetime,
+        formats: NumberFormats,
+        path: Path,
+    ) -> _Step:
         """Read, validate and stage the next block (in a worker thread: none of this per-row
-        work runs on the event loop)."""
+        work runs on the event loop). Only what the loader needs is returned: the block's text
+        and string columns are dropped here."""
         block = reader.next_block()
         result = read_block(
             layout, block.block, default_observed_at=mtime, now=self.context.now(), formats=formats
         )
-        return block, result, staging_records(result.rows)
+        key = str(path)
+        rejections = [
+            Rejection(f"{path.name}:{r.line}", r.raw, r.reason, file=key, line=r.line)
+            for r in sorted((*block.rejected, *result.rejected), key=_line)
+        ]
+        return _Step(
+            rows=result.rows,
+            staged=stage_rows(result.rows),
+            rejections=rejections,
+            formats_shown=result.formats_shown,
+            fetched=block.fetched,
+            first_line=block.first_line,
+            last_line=block.last_line,
+            offset=block.offset,
+            line=block.line,
+            prefix_sha256=block.prefix_sha256,
+            eof=block.eof,
+        )
 
     def _open(
         self,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from cryptoetl.models import Rejection
+from cryptoetl.transform.arrow_arrays import from_numpy, repeated, string_scalar, to_numpy
 from cryptoetl.transform.csv_rows import CsvLayout, coin_of
 from cryptoetl.transform.csv_values import (
     AmbiguousValue,
@@ -32,6 +34,9 @@ from cryptoetl.transform.csv_values import (
     parse_datetime,
     parse_number_in,
 )
+
+if TYPE_CHECKING:
+    from cryptoetl.transform.csv_stage import StagedRows
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 MAX_REMEMBERED = 100_000  # distinct coin cells remembered per file
@@ -86,6 +91,9 @@ class Rows:
     market_cap: Floats
     volume: Floats
     observed_us: Ints
+    # each row's coin cell as a code into `coin_table` (coin id, name, symbol) of its block
+    coin_codes: Ints = field(default_factory=lambda: np.zeros(0, np.int64))
+    coin_table: list[tuple[str, str | None, str | None]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.lines)
@@ -118,8 +126,9 @@ class FileRows:
     rows: Rows
     rejections: list[Rejection]
     number_formats: dict[str, str]
-    # the accepted rows as the loader COPYs them (`staging_records`), made in the worker thread
-    staged: list[StageRecord] = field(default_factory=list)
+    # the accepted rows as the loader COPYs them (`csv_stage.stage_rows`), made in the worker
+    # thread; None: not staged (the loader stages them)
+    staged: StagedRows | None = None
 
     @property
     def fetched(self) -> int:
@@ -135,12 +144,12 @@ class BlockResult:
 
 def _distinct(values: pa.Array) -> tuple[list[str], Ints]:
     encoded = pc.dictionary_encode(values)
-    codes = encoded.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    codes = to_numpy(encoded.indices).astype(np.int64)
     return encoded.dictionary.to_pylist(), codes
 
 
 def _empty_strings(n: int) -> pa.Array:
-    return pa.array([""] * n, pa.string())
+    return repeated("", n)
 
 
 @dataclass(slots=True)
@@ -150,7 +159,7 @@ class _Numbers:
 
 
 def _plain(values: pa.Array) -> Bools:
-    mask: Bools = pc.match_substring_regex(values, _PLAIN_NUMBER).to_numpy(zero_copy_only=False)
+    mask: Bools = to_numpy(pc.match_substring_regex(values, _PLAIN_NUMBER))
     return mask
 
 
@@ -158,11 +167,11 @@ def _numbers(values: pa.Array, plain: Bools, column_format: str | None) -> _Numb
     n = len(values)
     out = np.full(n, np.nan)
     if plain.any():
-        out[plain] = pc.cast(pc.filter(values, pa.array(plain)), pa.float64()).to_numpy()
+        out[plain] = to_numpy(pc.cast(pc.filter(values, from_numpy(plain)), pa.float64()))
     errors: dict[int, str] = {}
     rest = np.flatnonzero(~plain)
     if len(rest):
-        uniques, codes = _distinct(pc.take(values, pa.array(rest)))
+        uniques, codes = _distinct(pc.take(values, from_numpy(rest)))
         parsed: list[float | str | None] = []
         for text in uniques:
             try:
@@ -182,7 +191,7 @@ def _shown_formats(values: pa.Array, plain: Bools) -> str | None:
     """The convention the non-plain cells of a column show (None, one of them, or BOTH)."""
     if plain.all():
         return None
-    rest = pc.filter(values, pa.array(~plain))
+    rest = pc.filter(values, from_numpy(~plain))
     shown: str | None = None
     for text in pc.unique(rest).to_pylist():
         shown = merge_format(shown, number_format(text))
@@ -229,7 +238,7 @@ def read_block(
     coin_key = layout.coin_id or layout.name or layout.symbol
     trio = [column(coin_key), column(layout.name), column(layout.symbol)]
     # (a block never holds a NUL byte: such rows are rejected before, so it can join the cells)
-    joined = pc.binary_join_element_wise(*trio, "\x00") if n else _empty_strings(0)
+    joined = pc.binary_join_element_wise(*trio, string_scalar("\x00")) if n else _empty_strings(0)
     uniques, coin_codes = _distinct(joined)
     known = formats.coins if len(formats.coins) < MAX_REMEMBERED else {}
     coins = []
@@ -303,37 +312,10 @@ def read_block(
         market_cap=cap.values[keep],
         volume=volume.values[keep],
         observed_us=observed[keep],
+        coin_codes=coin_codes[keep],
+        coin_table=[coin[:3] for coin in coins],
     )
     return BlockResult(rows, rejected, changed)
-
-
-# (coin_id, name, symbol, price, market cap, volume, observed_at in microseconds, line)
-StageRecord = tuple[str, str | None, str | None, float, float | None, float | None, int, int]
-
-
-def staging_records(rows: Rows) -> list[StageRecord]:
-    """One record per observation (coin, time) in line order; of two rows of one observation
-    the later line wins, as the row path's staging did."""
-    order = np.argsort(rows.lines, kind="stable").tolist()
-    lines = rows.lines.tolist()
-    prices = rows.price.tolist()
-    caps = [None if v != v else v for v in rows.market_cap.tolist()]
-    volumes = [None if v != v else v for v in rows.volume.tolist()]
-    observed = rows.observed_us.tolist()
-    staged: dict[tuple[str, int], StageRecord] = {}
-    for i in order:
-        coin = rows.coin_id[i]
-        staged[(coin, observed[i])] = (
-            coin,
-            rows.name[i],
-            rows.symbol[i],
-            prices[i],
-            caps[i],
-            volumes[i],
-            observed[i],
-            lines[i],
-        )
-    return list(staged.values())
 
 
 def strings(values: Sequence[Sequence[str]], keys: Sequence[str]) -> dict[str, pa.Array]:
