@@ -156,14 +156,20 @@ async def upsert_unified(
 # source's coin id and its own time, which is also its unified key) already has a unified row
 # keeps that row's raw id, the raw record stored when it first arrived (a page, or a raw_http
 # row from before migration 0017); the others, each locator once (its first arrival), go into
-# one page row in arrival order, and all of them get the page's id. $4 and $5 bound the batch's
-# times, so only the unified partitions they fall in are probed.
+# one page row in arrival order, and all of them get the page's id. Each record is one probe of
+# the unique key (LATERAL: never a scan of the batch's whole time span, which a stale coin or a
+# backfill's chunk makes days long), in the one partition its time falls in; $4 and $5 bound the
+# batch's times, so only the partitions they span are opened.
 _RAW_PAGE = """
 WITH known AS (
     SELECT s.n, u.raw_id FROM stage_raw AS s
-    JOIN unified_crypto_data AS u
-      ON u.source = $1 AND u.coin_id = s.key AND u.observed_at = s.at
-    WHERE u.raw_id IS NOT NULL AND u.observed_at BETWEEN $4 AND $5
+    CROSS JOIN LATERAL (
+        SELECT u.raw_id FROM unified_crypto_data AS u
+        WHERE u.source = $1 AND u.coin_id = s.key AND u.observed_at = s.at
+          AND u.observed_at BETWEEN $4 AND $5
+        LIMIT 1
+    ) AS u
+    WHERE u.raw_id IS NOT NULL
 ), fresh AS (
     SELECT DISTINCT ON (s.key, s.at) s.n, s.key, s.at, s.payload FROM stage_raw AS s
     WHERE NOT EXISTS (SELECT 1 FROM known AS k WHERE k.n = s.n)
