@@ -13,7 +13,7 @@ Each repetition starts from empty tables and measures:
   what the upstream and the HTTP client cost;
 - raw COPY: as many synthetic unified rows, in batches of one chunk's size, COPYed into an
   identical empty table (bench/ingest.py's `raw_copy`): the database's physical limit;
-- backfill: `Backfill.run` (fetch, transform, raw rows in raw_http, the unified upsert, the
+- backfill: `Backfill.run` (fetch, transform, raw records as pages, the unified upsert, the
   cursor, one transaction per chunk) of every coin for `--days` days;
 - refetch: the same range again with the cursors deleted, so every chunk is fetched and every
   row is unchanged; and a re-run with the cursors kept (nothing to fetch).
@@ -52,7 +52,10 @@ from cryptoetl.sources.base import SourceContext  # noqa: E402
 from cryptoetl.sources.history_registry import HISTORY, open_history  # noqa: E402
 from ingest import raw_copy, synthetic, with_server  # noqa: E402
 
-TABLES = "unified_crypto_data, raw_http, backfill_cursors, backfill_runs, etl_runs, checkpoints"
+TABLES = (
+    "unified_crypto_data, raw_http, raw_http_pages, backfill_cursors, backfill_runs, etl_runs,"
+    " checkpoints"
+)
 
 
 def settings_for(upstream: Upstream, url: str) -> Any:

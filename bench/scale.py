@@ -7,22 +7,28 @@ what it costs in time, disk and query latency (issue 13).
 Starts its own embedded PostgreSQL in a temporary directory (removed afterwards) and
 simulates `--days` days ending now: every 5 minutes, CoinGecko's default 1,000 coins (4 pages
 of 250) and 2,472 CoinPaprika tickers (batches of 1,000), that is 3,472 observations per
-snapshot and 999,936 a day, each with a raw payload of the real recorded size (a CoinGecko
-record of the fixtures, ~1,030 B of JSON, a CoinPaprika ticker ~780 B), written by the
-pipeline's loader (`cryptoetl.db.load`: the batch's partitions made first, then raw rows,
-unified upsert, one transaction per batch). After each simulated day the maintenance steps
-of `cryptoetl maintain` run with the simulated clock, as the daily job would: partitions
-ahead, raw retention (`--raw-retention-days`, short so the run stays within ~15 GB), thinning
-(`--full-resolution-days`).
+snapshot and 999,936 a day, each with a raw payload of the real recorded size and variety
+(the fixtures' 250 CoinGecko records, ~1,040 B of JSON, and 81 CoinPaprika tickers, ~725 B,
+in turn, with id, prices and time replaced), written by the
+pipeline's loader (`cryptoetl.db.load`: the batch's partitions made first, then its raw
+records as one page, unified upsert, one transaction per batch). After each simulated day the
+maintenance steps of `cryptoetl maintain` run with the simulated clock, as the daily job
+would: partitions ahead, raw retention (`--raw-retention-days`, short so the run stays
+within ~15 GB), thinning (`--full-resolution-days`).
 
 It reports, in one run:
 - ingest observations/s of day 1 and of the last day (whole day; and one hour of it against a
-  raw COPY of the same kind of hour, raw rows into raw_http and unified rows into
-  unified_crypto_data, the same tables at that size, one transaction per batch);
-- bytes per observation of the unified history (with indexes), the raw records and the
-  rollups, before and after the last maintenance, and after thinning everything older than
-  the full-resolution window (maintenance run as if `--full-resolution-days` more days had
-  passed), and from those the disk a year of default operation takes at steady state;
+  raw COPY of the same kind of hour, each batch's page of raw records into raw_http_pages and
+  its unified rows into unified_crypto_data, the same tables at that size, one transaction per
+  batch);
+- bytes per observation of the unified history (with indexes), the raw records (bytes of
+  raw_http_pages per record it holds) and the rollups, before and after the last maintenance,
+  and after thinning everything older than the full-resolution window (maintenance run as
+  if `--full-resolution-days` more days had passed), and from those the disk a year of
+  default operation takes at steady state;
+- the bytes a rollup row adds at steady state: unified_hourly's growth over the last simulated
+  day (after the first quarter day, for a one-day run) per row added, which is what a year of
+  rollups is projected from (a young table's average would count its free space wrongly);
 - median latency (uncached, in-process app over httpx) of `/data` page 1, a coin filter, a
   deep cursor, `latest`, and a year of hourly history of one asset, at day 1 and the last day.
 """
@@ -69,13 +75,16 @@ COIN = "coin-7"
 DEEP_PAGE = 3000  # the cursor after 300,000 rows
 
 
-def templates() -> dict[str, dict[str, Any]]:
+def templates() -> dict[str, list[dict[str, Any]]]:
+    """The recorded records of each source (a page of 250 CoinGecko coins, 81 CoinPaprika
+    tickers): coin n's payload is record n (cycling) with its id, prices and time replaced, so
+    a page of raw records compresses like a real page, not like one record repeated."""
     coingecko = orjson.loads(
         (
             FIXTURES / "coingecko" / "coingecko_coins_markets_usd_per250_p1_2025-02-09_raw.json"
         ).read_bytes()
-    )[0]
-    coinpaprika = orjson.loads((FIXTURES / "coinpaprika" / "tickers_usd.json").read_bytes())[0]
+    )
+    coinpaprika = orjson.loads((FIXTURES / "coinpaprika" / "tickers_usd.json").read_bytes())
     return {"coingecko": coingecko, "coinpaprika": coinpaprika}
 
 
@@ -90,12 +99,12 @@ class Batch:
     unified: list[load.StageRow]  # raw_id filled in by the loader
 
 
-def snapshot_batches(when: datetime, template: dict[str, dict[str, Any]]) -> list[Batch]:
+def snapshot_batches(when: datetime, template: dict[str, list[dict[str, Any]]]) -> list[Batch]:
     """One 5-minute snapshot: every coin of both sources, in the sources' batch sizes."""
     out: list[Batch] = []
     step = int(when.timestamp()) // 300
     for source, (coins, size) in SOURCES.items():
-        base = template[source]
+        recorded = template[source]
         for first in range(0, coins, size):
             raw: list[load.RawRow] = []
             unified: list[load.StageRow] = []
@@ -103,6 +112,7 @@ def snapshot_batches(when: datetime, template: dict[str, dict[str, Any]]) -> lis
                 at = when + timedelta(seconds=n % 60)
                 price = 1.0 + n + ((step * 7919 + n) % 1000) / 1000
                 cap, volume = price * 1e7, price * 1e5
+                base = recorded[n % len(recorded)]
                 record = dict(base)
                 if source == "coingecko":
                     record.update(
@@ -131,7 +141,7 @@ async def load_batch(pool: Pool, run_ids: dict[str, int], batch: Batch, at: date
     own), then raw rows and the unified upsert in one transaction."""
     async with pool.acquire() as conn:
         observed = [row[6] for row in batch.unified]
-        await partitions.ensure_for_batch(conn, LocatorKind.OBSERVATION, observed, observed, at)
+        await partitions.ensure_for_batch(conn, LocatorKind.OBSERVATION, observed, at)
         async with conn.transaction():
             await load.ensure_staging(conn)
             raw_ids = await load.store_raw(
@@ -144,16 +154,25 @@ async def load_batch(pool: Pool, run_ids: dict[str, int], batch: Batch, at: date
 async def copy_batch(
     pool: Pool, copier: asyncpg.Connection[Any], run_ids: dict[str, int], batch: Batch, at: datetime
 ) -> None:
-    """The limit: the same rows COPYed straight into raw_http and unified_crypto_data."""
+    """The limit: what the loader writes, COPYed straight in: the batch's page of raw records
+    into raw_http_pages and its rows into unified_crypto_data."""
     async with pool.acquire() as conn:
         observed = [row[6] for row in batch.unified]
-        await partitions.ensure_for_batch(conn, LocatorKind.OBSERVATION, observed, observed, at)
+        await partitions.ensure_for_batch(conn, LocatorKind.OBSERVATION, observed, at)
     run_id = run_ids[batch.source]
     async with copier.transaction():
+        page = (
+            batch.source,
+            run_id,
+            at,
+            [r.key for r in batch.raw],
+            [r.at for r in batch.raw],
+            "[" + ",".join(r.payload for r in batch.raw) + "]",
+        )
         await copier.copy_records_to_table(
-            "raw_http",
-            records=[(batch.source, run_id, at, r.key, r.at, r.payload) for r in batch.raw],
-            columns=("source", "run_id", "fetched_at", "coin_id", "source_updated_at", "payload"),
+            "raw_http_pages",
+            records=[page],
+            columns=("source", "run_id", "fetched_at", "keys", "times", "records"),
         )
         await copier.copy_records_to_table(
             "unified_crypto_data",
@@ -191,15 +210,54 @@ JOIN pg_class AS c ON c.oid = t.name::regclass
 """
 
 
+# What a "row" is per table: raw_http_pages holds a batch per row, its rows are its records.
+ROWS = {"raw_http_pages": "coalesce(sum(cardinality(keys)), 0)"}
+
+
 async def sizes(pool: Pool) -> dict[str, tuple[int, int]]:
     """(bytes with indexes and TOAST, rows) per table; partitions summed."""
     out = {}
     for name, bytes_ in await pool.fetch(
-        SIZES, ["unified_crypto_data", "raw_http", "unified_hourly"]
+        SIZES, ["unified_crypto_data", "raw_http_pages", "unified_hourly"]
     ):
-        rows = await pool.fetchval(f"SELECT count(*) FROM {name}")
+        rows = await pool.fetchval(f"SELECT {ROWS.get(name, 'count(*)')} FROM {name}")
         out[name] = (int(bytes_), int(rows))
     return out
+
+
+ROLLUP_SIZE = """
+SELECT coalesce(sum(pg_total_relation_size(p.relid)), 0)::bigint
+FROM (SELECT 'unified_hourly'::regclass AS relid
+      UNION SELECT relid FROM pg_partition_tree('unified_hourly') WHERE isleaf) AS p
+"""
+CHECKPOINT_HOURS = 6  # the rollups' size is taken this often (simulated hours)
+
+
+@dataclass(frozen=True)
+class RollupCheckpoint:
+    hours: int  # simulated hours loaded
+    bytes: int
+    rows: int
+
+
+async def rollup_checkpoint(pool: Pool, hours: int) -> RollupCheckpoint:
+    """unified_hourly's bytes (with its index; partitions summed) and rows after `hours`."""
+    bytes_ = await pool.fetchval(ROLLUP_SIZE)
+    rows = await pool.fetchval("SELECT count(*) FROM unified_hourly")
+    return RollupCheckpoint(hours, int(bytes_), int(rows))
+
+
+def rollup_marginal(
+    points: Sequence[RollupCheckpoint],
+) -> tuple[float, RollupCheckpoint, RollupCheckpoint]:
+    """Bytes a rollup row adds at steady state: the growth of unified_hourly over the last
+    simulated day (over the run after its first quarter day, for a one-day run) divided by the
+    rows added, so a young table's free space does not flatter or burden the figure."""
+    end = points[-1]
+    span = 24 if end.hours >= 48 else max(CHECKPOINT_HOURS, end.hours - CHECKPOINT_HOURS)
+    start = next(p for p in points if p.hours >= end.hours - span)
+    rows = end.rows - start.rows
+    return ((end.bytes - start.bytes) / rows if rows else 0.0), start, end
 
 
 async def run_maintenance(pool: Pool, settings: Any, now: datetime) -> float:
@@ -274,6 +332,7 @@ async def simulate(url: str, args: argparse.Namespace) -> None:
     hours: dict[int, tuple[float, float]] = {}  # day -> (COPY obs/s, loader obs/s)
     latencies: dict[int, dict[str, float]] = {}
     before: dict[str, tuple[int, int]] = {}
+    rollups: list[RollupCheckpoint] = [RollupCheckpoint(0, 0, 0)]
     async with open_pool(url, max_size=6) as pool:
         for day in range(1, args.days + 1):
             day_start = start + timedelta(days=day - 1)
@@ -297,6 +356,9 @@ async def simulate(url: str, args: argparse.Namespace) -> None:
                 loader_obs += PER_SNAPSHOT
                 if measure_hours and snap < 24:
                     loader_hour_seconds += elapsed
+                if (snap + 1) % (12 * CHECKPOINT_HOURS) == 0:
+                    loaded = (day - 1) * 24 + (snap + 1) // 12
+                    rollups.append(await rollup_checkpoint(pool, loaded))
             await finish_runs(pool, run_ids)
             if measure_hours:
                 hour_obs = 12 * PER_SNAPSHOT
@@ -329,7 +391,9 @@ async def simulate(url: str, args: argparse.Namespace) -> None:
         steady_seconds = await run_maintenance(pool, settings, far)
         steady = await sizes(pool)
     await raw_conn.close()
-    report(args, str(version), days, hours, latencies, before, after, steady, steady_seconds)
+    report(
+        args, str(version), days, hours, latencies, before, after, steady, steady_seconds, rollups
+    )
 
 
 def per_obs(sizes_: dict[str, tuple[int, int]], name: str) -> float:
@@ -347,6 +411,7 @@ def report(
     after: dict[str, tuple[int, int]],
     steady: dict[str, tuple[int, int]],
     steady_seconds: float,
+    rollups: Sequence[RollupCheckpoint],
 ) -> None:
     last = args.days
     print(
@@ -387,13 +452,20 @@ def report(
         f"{total_after / observations:,.0f} bytes per observation ingested; steady-state "
         f"maintenance (everything older than the window thinned) took {steady_seconds:.1f} s"
     )
+    marginal, start, end = rollup_marginal(rollups)
+    print(
+        f"rollups at steady state: {marginal:,.0f} bytes per row added from hour {start.hours} "
+        f"to hour {end.hours} ({end.rows - start.rows:,} rows, "
+        f"{(end.bytes - start.bytes) / 1e6:,.1f} MB); {end.bytes / max(end.rows, 1):,.0f} B/row "
+        f"for the whole table before maintenance"
+    )
     # a year of default operation at steady state: 30 days at full resolution, the rest
     # thinned to one row per (source, coin, hour), rollups for every hour, 30 days of raw
     per_day = SNAPSHOTS_PER_DAY * PER_SNAPSHOT
     full = per_obs(before, "unified_crypto_data")
     thinned = per_obs(steady, "unified_crypto_data")
-    raw = per_obs(before, "raw_http")
-    rollup = per_obs(steady, "unified_hourly")
+    raw = per_obs(before, "raw_http_pages")
+    rollup = marginal  # what a day of rollups adds, not a young table's average
     hourly_rows = per_day / 12
     year = (
         30 * per_day * full

@@ -18,6 +18,7 @@ from cryptoetl.errors import BackfillRequestError, RunInProgressError
 from cryptoetl.etl.backfill import Backfill
 from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import BackfillRequest, RunStatus, RunTrigger
+from tests.support.raw_pages import raw_records_of
 from tests.support.upstream import Upstream, rate_limited, server_error, status
 from tests.support.upstream_history import ETH_OHLCV
 
@@ -70,7 +71,7 @@ async def test_coingecko_30_days_stores_every_hourly_point_once(
     assert [row["symbol"] for row in (await rows(pool, "coingecko", "bitcoin"))[:1]] == ["BTC"]
     async with pool.acquire() as conn:
         raw = await conn.fetchval(
-            "SELECT count(*) FROM raw_http WHERE source = 'coingecko' AND payload ? 'prices'"
+            f"SELECT count(*) FROM {raw_records_of('coingecko')} AND r.payload ? 'prices'"  # noqa: S608
         )
         run = await conn.fetchrow("SELECT * FROM etl_runs WHERE id = $1", outcome.run_id)
     assert run is not None

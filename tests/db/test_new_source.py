@@ -37,6 +37,7 @@ from cryptoetl.models import (
 )
 from cryptoetl.sources import REGISTRY, load_settings
 from cryptoetl.sources.base import SourceContext, SourceInfo
+from tests.support.raw_pages import RAW_RECORDS
 
 OBSERVED = datetime(2026, 1, 5, 12, 0, tzinfo=UTC)
 
@@ -131,8 +132,9 @@ async def test_a_source_from_the_test_package_runs_end_to_end(
     assert (outcome.counts.fetched, outcome.counts.inserted) == (2, 2)
 
     rows = await pool.fetch(
-        "SELECT u.coin_id, u.price_usd, r.coin_id AS raw_coin, r.payload->>'symbol' AS raw_symbol"
-        " FROM unified_crypto_data u JOIN raw_http r ON r.id = u.raw_id AND r.source = 'tide'"
+        "SELECT u.coin_id, u.price_usd, r.coin_id AS raw_coin, r.payload->>'symbol' AS raw_symbol"  # noqa: S608
+        f" FROM unified_crypto_data u JOIN ({RAW_RECORDS}) r ON r.id = u.raw_id"
+        " AND r.source = 'tide' AND r.coin_id = u.coin_id AND r.source_updated_at = u.observed_at"
         " WHERE u.source = 'tide' ORDER BY u.coin_id"
     )
     assert [tuple(row) for row in rows] == [

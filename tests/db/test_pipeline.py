@@ -14,11 +14,12 @@ from cryptoetl.errors import UpstreamRejectedError
 from cryptoetl.etl.pipeline import Pipeline
 from cryptoetl.models import RunStatus, RunTrigger, SourceOutcome
 from tests.support.pipeline_fakes import FakeFeed, coin, pages, registry
+from tests.support.raw_pages import RAW_RECORDS, raw_records_of
 
-# what is counted: the HTTP sources' raw records (one table), per source, and the other tables
+# what is counted: the HTTP sources' raw records (in pages), per source, and the other tables
 DATA_TABLES = {
-    "raw_coingecko": "raw_http WHERE source = 'coingecko'",
-    "raw_coinpaprika": "raw_http WHERE source = 'coinpaprika'",
+    "raw_coingecko": raw_records_of("coingecko"),
+    "raw_coinpaprika": raw_records_of("coinpaprika"),
     "unified_crypto_data": "unified_crypto_data",
     "rejected_records": "rejected_records",
 }
@@ -123,12 +124,13 @@ async def test_unified_rows_point_at_the_raw_row_holding_their_payload(
     await pipeline.run(["coingecko"], RunTrigger.CLI)
     await pipeline.run(["coingecko"], RunTrigger.CLI)
     rows = await pool.fetch(
-        """
+        f"""
         SELECT u.coin_id, u.price_usd, u.observed_at, r.coin_id AS raw_coin,
                r.source_updated_at, (r.payload->>'price')::float8 AS raw_price
         FROM unified_crypto_data u
-        LEFT JOIN raw_http r ON r.id = u.raw_id AND r.source = 'coingecko'
-        """
+        LEFT JOIN ({RAW_RECORDS}) r ON r.id = u.raw_id AND r.source = 'coingecko'
+             AND r.coin_id = u.coin_id AND r.source_updated_at = u.observed_at
+        """  # noqa: S608
     )
     assert len(rows) == 10
     for row in rows:

@@ -12,10 +12,12 @@ from datetime import UTC, datetime, timedelta
 from cryptoetl.db.pool import Pool
 from cryptoetl.sources import history_coingecko
 from tests.support.process import CRYPTOETL, loopback_env, sigkill_when
+from tests.support.raw_pages import raw_records_of
 from tests.support.upstream import Upstream
 from tests.support.upstream_history import coingecko_points
 
 COINS = ("bitcoin", "ethereum", "tether")
+GECKO_RAW = raw_records_of("coingecko")  # its stored raw records, one row each
 
 
 async def start_backfill(env: dict[str, str], *args: str) -> asyncio.subprocess.Process:
@@ -125,7 +127,8 @@ async def test_a_killed_backfill_resumes_at_the_first_chunk_it_had_not_committed
             "SELECT count(*) FROM unified_crypto_data WHERE coin_id = $1", coin
         )
         assert count == len(expected[coin])
-    assert await pool.fetchval("SELECT count(*) FROM raw_http WHERE source = 'coingecko'") == total
+    raw = f"SELECT count(*), count(DISTINCT (coin_id, source_updated_at)) FROM {GECKO_RAW}"  # noqa: S608
+    assert tuple(await pool.fetchrow(raw) or ()) == (total, total)  # each record stored once
     first, second = await pool.fetch("SELECT status, error FROM etl_runs ORDER BY id")
     assert first["status"] == "failed"  # the killed run, reaped by the second
     assert second["status"] == "success"

@@ -9,16 +9,18 @@ import pytest
 
 from cryptoetl.db.pool import Pool
 from tests.support.process import clean_env, etl, free_port, loopback_env, sigkill_when, start_etl
+from tests.support.raw_pages import raw_records_of
 from tests.support.upstream import Upstream
 
-# the HTTP sources' raw records (one table), per source, and the other tables
+# the HTTP sources' raw records (in pages), per source, and the other tables
 TABLES = {
-    "raw_coingecko": "raw_http WHERE source = 'coingecko'",
-    "raw_coinpaprika": "raw_http WHERE source = 'coinpaprika'",
+    "raw_coingecko": raw_records_of("coingecko"),
+    "raw_coinpaprika": raw_records_of("coinpaprika"),
     "unified_crypto_data": "unified_crypto_data",
     "rejected_records": "rejected_records",
 }
 PAPRIKA_TICKERS = 81  # the recorded CoinPaprika list served by the loopback upstream
+GECKO_RAW = raw_records_of("coingecko")  # its stored raw records, one row each
 
 
 async def counts(pool: Pool) -> dict[str, int]:
@@ -124,7 +126,8 @@ async def test_sigkill_mid_load_then_rerun_gives_exact_rows(
         "FROM unified_crypto_data) AS d"
     )
     assert distinct == total
-    assert await pool.fetchval("SELECT count(*) FROM raw_http WHERE source = 'coingecko'") == total
+    raw = f"SELECT count(*), count(DISTINCT (coin_id, source_updated_at)) FROM {GECKO_RAW}"  # noqa: S608
+    assert tuple(await pool.fetchrow(raw) or ()) == (total, total)  # each record stored once
     assert await pool.fetchval("SELECT count(*) FROM etl_runs WHERE status = 'running'") == 0
     dead = await pool.fetchrow("SELECT status, error FROM etl_runs WHERE id = $1", killed["id"])
     assert dead is not None

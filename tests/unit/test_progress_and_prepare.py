@@ -16,6 +16,7 @@ from cryptoetl.models import (
     Accepted,
     Batch,
     LocatorKind,
+    RawLocator,
     Rejection,
     ResponseMeta,
     RunCounts,
@@ -68,6 +69,31 @@ def test_prepare_splits_a_batch_and_never_drops_a_record() -> None:
     assert reasons == ["price: missing", "transform failed: KeyError: 'quotes'"]
     assert prepared.rejections[1].locator == "page 1#2"
     assert '"id":"coin-2"' in prepared.rejections[1].raw
+
+
+class OffByAMinute(FakeSource):
+    """A source whose locator time is not its observation time (a bug: an HTTP source's
+    locator is the unified key by which a stored record is found again)."""
+
+    def transform(self, item: SourceRecord, b: Batch) -> Accepted | Rejection:
+        accepted = super().transform(item, b)
+        if isinstance(accepted, Rejection) or item.payload.get("id") != "coin-2":
+            return accepted
+        at = accepted.record.observed_at + timedelta(minutes=1)
+        return Accepted(accepted.record, RawLocator(accepted.record.coin_id, at), item)
+
+
+def test_an_observation_whose_locator_is_not_its_key_is_rejected_with_the_reason() -> None:
+    context = SourceContext(load_settings(env_file=None))
+    source = OffByAMinute(SourceInfo("coingecko", LocatorKind.OBSERVATION), FakeFeed([]), context)
+    prepared = prepare_batch(source, batch("coingecko", coin(1), coin(2), coin(3)))
+    assert [r.key for r in prepared.raw_rows] == ["coin-1", "coin-3"]
+    assert [r.coin_id for r in prepared.records] == ["coin-1", "coin-3"]
+    [rejection] = prepared.rejections
+    assert rejection.reason == (
+        "accepted record's locator coin-2@2025-02-09T17:01:00+00:00 is not its observation "
+        "(coin-2 at 2025-02-09T17:00:00+00:00)"
+    )
 
 
 def outcome(source: str, status: RunStatus, error: str | None = None) -> SourceOutcome:

@@ -3,9 +3,10 @@
 Every function takes a connection that is inside the caller's transaction (the pipeline owns
 it, one per batch) and writes in bulk:
 
-- `store_raw`: COPY into a temporary staging table, then `INSERT ... SELECT ... ON CONFLICT DO
-  NOTHING` on the raw table's locator (`raw_http` for sources located by coin id and their own
-  time, `raw_csv` for file sources); returns the raw row id of every record (new or existing).
+- `store_raw`: COPY into a temporary staging table, then, for sources located by coin id and
+  their own time, one row of `raw_http_pages` holding the batch's records not stored before (a
+  record whose unified row exists keeps that row's raw id); for file sources `INSERT ... SELECT
+  ... ON CONFLICT DO NOTHING` on `raw_csv`'s locator. Returns the raw id of every record.
 - `upsert_unified`: COPY into a temporary staging table, then one `INSERT ... SELECT ... ON
   CONFLICT (source, coin_id, observed_at) DO UPDATE ... WHERE (values) IS DISTINCT FROM (new
   values)`: a new observation is inserted, a changed one rewritten, an unchanged one costs an
@@ -151,31 +152,44 @@ async def upsert_unified(
     return UpsertCounts(counts.inserted, counts.updated, counts.unchanged + duplicates)
 
 
-_RAW_INSERT = {
-    LocatorKind.OBSERVATION: """
-        INSERT INTO raw_http (source, run_id, fetched_at, coin_id, source_updated_at, payload)
-        SELECT $1, $2, $3, key, at, payload::jsonb FROM stage_raw ORDER BY n
-        ON CONFLICT (source, coin_id, source_updated_at) DO NOTHING
-    """,
-    # `at` is the time the row's file was first loaded (`file_first_loaded`): raw_csv's
-    # partition key, so a line read again meets its stored copy in the same partition.
-    LocatorKind.FILE_LINE: """
-        INSERT INTO raw_csv (run_id, fetched_at, file_fingerprint, line_no, file_path, payload)
-        SELECT $1, at, key, line, path, payload::jsonb FROM stage_raw ORDER BY n
-        ON CONFLICT (file_fingerprint, line_no, fetched_at) DO NOTHING
-    """,
-}
+# An HTTP source's batch (docs/storage.md#raw-records-as-pages): a record whose locator (the
+# source's coin id and its own time, which is also its unified key) already has a unified row
+# keeps that row's raw id, the raw record stored when it first arrived (a page, or a raw_http
+# row from before migration 0017); the others, each locator once (its first arrival), go into
+# one page row in arrival order, and all of them get the page's id. $4 and $5 bound the batch's
+# times, so only the unified partitions they fall in are probed.
+_RAW_PAGE = """
+WITH known AS (
+    SELECT s.n, u.raw_id FROM stage_raw AS s
+    JOIN unified_crypto_data AS u
+      ON u.source = $1 AND u.coin_id = s.key AND u.observed_at = s.at
+    WHERE u.raw_id IS NOT NULL AND u.observed_at BETWEEN $4 AND $5
+), fresh AS (
+    SELECT DISTINCT ON (s.key, s.at) s.n, s.key, s.at, s.payload FROM stage_raw AS s
+    WHERE NOT EXISTS (SELECT 1 FROM known AS k WHERE k.n = s.n)
+    ORDER BY s.key, s.at, s.n
+), page AS (
+    INSERT INTO raw_http_pages (source, run_id, fetched_at, keys, times, records)
+    SELECT $1, $2, $3, array_agg(key ORDER BY n), array_agg(at ORDER BY n),
+           jsonb_agg(payload::jsonb ORDER BY n)
+    FROM fresh HAVING count(*) > 0
+    RETURNING id
+)
+SELECT (SELECT id FROM page) AS page_id,
+       (SELECT array_agg(n) FROM known) AS n, (SELECT array_agg(raw_id) FROM known) AS id
+"""
+# A file source's rows: `at` is the time the row's file was first loaded (`file_first_loaded`):
+# raw_csv's partition key, so a line read again meets its stored copy in the same partition.
+_RAW_CSV_INSERT = """
+    INSERT INTO raw_csv (run_id, fetched_at, file_fingerprint, line_no, file_path, payload)
+    SELECT $1, at, key, line, path, payload::jsonb FROM stage_raw ORDER BY n
+    ON CONFLICT (file_fingerprint, line_no, fetched_at) DO NOTHING
+"""
 # Every staged row's raw id (new or stored before), by its position in the batch.
-_RAW_IDS = {
-    LocatorKind.OBSERVATION: """
-        SELECT array_agg(s.n) AS n, array_agg(r.id) AS id FROM stage_raw s
-        JOIN raw_http r ON r.source = $1 AND r.coin_id = s.key AND r.source_updated_at = s.at
-    """,
-    LocatorKind.FILE_LINE: """
-        SELECT array_agg(s.n) AS n, array_agg(r.id) AS id FROM stage_raw s
-        JOIN raw_csv r ON r.file_fingerprint = s.key AND r.line_no = s.line AND r.fetched_at = s.at
-    """,
-}
+_RAW_CSV_IDS = """
+    SELECT array_agg(s.n) AS n, array_agg(r.id) AS id FROM stage_raw s
+    JOIN raw_csv r ON r.file_fingerprint = s.key AND r.line_no = s.line AND r.fetched_at = s.at
+"""
 
 
 async def file_first_loaded(
@@ -201,23 +215,28 @@ async def store_raw(
     fetched_at: datetime,
     rows: Sequence[RawRow],
 ) -> list[int]:
-    """Insert the raw rows that are not stored yet (in `raw_http` or `raw_csv`, by the
-    source's locator `kind`); return every row's raw id, in order."""
+    """Store the raw rows that are not stored yet (one page of `raw_http_pages` for an HTTP
+    source's batch, rows of `raw_csv` for a file source's); return every row's raw id, in
+    order (a paged record's id is its page's)."""
     if not rows:
         return []
+    ids: list[int | None] = [None] * len(rows)
     if kind is LocatorKind.OBSERVATION:
-        records = [(n, r.key, r.at, r.line, r.path, r.payload) for n, r in enumerate(rows)]
+        times = [r.at for r in rows if r.at is not None]
+        if len(times) != len(rows):
+            raise ValueError(f"{source}: an HTTP source's raw row without its locator time")
+        paged = [(n, r.key, r.at, r.payload) for n, r in enumerate(rows)]
+        await conn.copy_records_to_table(
+            "stage_raw", records=paged, columns=("n", "key", "at", "payload"), schema_name="pg_temp"
+        )
+        found = (await conn.fetch(_RAW_PAGE, source, run_id, fetched_at, min(times), max(times)))[0]
+        ids = [found["page_id"]] * len(rows)
     else:
         first = await file_first_loaded(conn, {r.key for r in rows}, fetched_at)
         records = [(n, r.key, first[r.key], r.line, r.path, r.payload) for n, r in enumerate(rows)]
-    await conn.copy_records_to_table("stage_raw", records=records, schema_name="pg_temp")
-    if kind is LocatorKind.OBSERVATION:
-        await conn.execute(_RAW_INSERT[kind], source, run_id, fetched_at)
-        found = (await conn.fetch(_RAW_IDS[kind], source))[0]
-    else:
-        await conn.execute(_RAW_INSERT[kind], run_id)
-        found = (await conn.fetch(_RAW_IDS[kind]))[0]
-    ids: list[int | None] = [None] * len(rows)
+        await conn.copy_records_to_table("stage_raw", records=records, schema_name="pg_temp")
+        await conn.execute(_RAW_CSV_INSERT, run_id)
+        found = (await conn.fetch(_RAW_CSV_IDS))[0]
     for n, raw_id in zip(found["n"] or [], found["id"] or [], strict=True):
         ids[n] = raw_id
     missing = [n for n, raw_id in enumerate(ids) if raw_id is None]

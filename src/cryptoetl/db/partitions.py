@@ -2,9 +2,10 @@
 
 `ensure` makes sure every instant of a time range has a partition: it calls the database's
 `ensure_partitions`, which creates the missing ones (weekly, monthly or yearly for the unified
-history, daily or coarser for raw records) under an advisory lock. Call it outside any other
-transaction: it commits on its own, so a batch that follows still commits with its cursor in one
-transaction, and a partition created for a batch that then fails is simply there for the retry.
+history, daily or coarser for raw records and pages) under an advisory lock. Call it outside
+any other transaction: it commits on its own, so a batch that follows still commits with its
+cursor in one transaction, and a partition created for a batch that then fails is simply there
+for the retry.
 `list_partitions` reads the partitions and their bounds from the catalog.
 """
 
@@ -18,9 +19,10 @@ from cryptoetl.db.pool import Connection
 from cryptoetl.models import LocatorKind
 
 UNIFIED = "unified_crypto_data"
-RAW_HTTP = "raw_http"
+RAW_HTTP = "raw_http"  # one row per record: no longer written since migration 0017
+RAW_HTTP_PAGES = "raw_http_pages"
 RAW_CSV = "raw_csv"
-PARTITIONED = (UNIFIED, RAW_HTTP, RAW_CSV)
+PARTITIONED = (UNIFIED, RAW_HTTP, RAW_HTTP_PAGES, RAW_CSV)
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,17 +63,10 @@ async def default_rows(conn: Connection) -> int:
 
 
 async def ensure_for_batch(
-    conn: Connection,
-    kind: LocatorKind,
-    observed: Iterable[datetime],
-    raw_times: Iterable[datetime | None],
-    fetched_at: datetime,
+    conn: Connection, kind: LocatorKind, observed: Iterable[datetime], fetched_at: datetime
 ) -> int:
-    """The partitions one batch writes to: its observations' times in the unified history, its
-    raw records' locator times in `raw_http` (HTTP sources) or its fetch time in `raw_csv`."""
+    """The partitions one batch writes to: its observations' times in the unified history, and
+    its fetch time in `raw_http_pages` (HTTP sources) or `raw_csv` (file sources)."""
     created = await ensure_for(conn, UNIFIED, observed)
-    if kind is LocatorKind.OBSERVATION:
-        created += await ensure_for(conn, RAW_HTTP, raw_times)
-    else:
-        created += await ensure(conn, RAW_CSV, fetched_at, fetched_at)
-    return created
+    raw = RAW_HTTP_PAGES if kind is LocatorKind.OBSERVATION else RAW_CSV
+    return created + await ensure(conn, raw, fetched_at, fetched_at)

@@ -9,19 +9,22 @@ counted on the detached table, and it is dropped; the record is completed in the
 transaction as the drop. A retirement interrupted half way (a crash, a kill) is finished by the
 next run: a pending detach is finalized, a detached table dropped.
 
-`raw_state` tells the API whether a unified row's raw record is stored, was retired, or is
-missing (a raw id that no retirement covers).
+The raw tables are `raw_http` (one row per record, written before migration 0017),
+`raw_http_pages` (the HTTP sources' records as pages since 0017) and `raw_csv`. `raw_state`
+tells the API whether a unified row's raw record is stored, was retired, or is missing (a raw
+id that no retirement covers).
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from cryptoetl.db import partitions
 from cryptoetl.db.pool import Connection, Pool
 
-RAW_TABLES = (partitions.RAW_HTTP, partitions.RAW_CSV)
+RAW_TABLES = (partitions.RAW_HTTP, partitions.RAW_HTTP_PAGES, partitions.RAW_CSV)
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,20 +115,25 @@ async def retire_raw(pool: Pool, days: int, now: datetime) -> Retired:
 
 
 async def raw_state(
-    conn: Connection, table: str, raw_id: int | None
-) -> tuple[str, datetime | None]:
-    """Whether raw record `raw_id` of `table` is `stored`, was `retired` (and when), or is
-    `missing`; `none` for a row that never had one."""
+    conn: Connection, tables: Sequence[str], raw_id: int | None
+) -> tuple[str, str, datetime | None]:
+    """Which of `tables` (raw tables sharing one id sequence, as raw_http and raw_http_pages
+    do) holds raw record `raw_id`, and whether it is `stored` there, was `retired` (and when),
+    or is `missing` (the last table named); `none` for a row that never had one."""
+    if any(table not in RAW_TABLES for table in tables):
+        raise ValueError(f"{tables} are not raw tables")
     if raw_id is None:
-        return "none", None
-    if table not in RAW_TABLES:
-        raise ValueError(f"{table} is not a raw table")
-    if await conn.fetchval(f"SELECT 1 FROM {table} WHERE id = $1 LIMIT 1", raw_id):  # noqa: S608
-        return "stored", None
-    retired_at = await conn.fetchval(
-        "SELECT retired_at FROM raw_retirements WHERE table_name = $1 AND retired_at IS NOT NULL"
+        return tables[-1], "none", None
+    for table in tables:
+        if await conn.fetchval(f"SELECT 1 FROM {table} WHERE id = $1 LIMIT 1", raw_id):  # noqa: S608
+            return table, "stored", None
+    retired = await conn.fetchrow(
+        "SELECT table_name, retired_at FROM raw_retirements"
+        " WHERE table_name = ANY($1::text[]) AND retired_at IS NOT NULL"
         " AND $2 BETWEEN min_id AND max_id ORDER BY retired_at LIMIT 1",
-        table,
+        list(tables),
         raw_id,
     )
-    return ("retired", retired_at) if retired_at is not None else ("missing", None)
+    if retired is not None:
+        return retired["table_name"], "retired", retired["retired_at"]
+    return tables[-1], "missing", None

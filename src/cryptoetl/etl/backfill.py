@@ -11,9 +11,9 @@ is already running: live runs of the source are not in the way) with its progres
 
 `execute` takes each coin in turn and each of its chunks (one request, see
 `cryptoetl.sources.history`) in order, the next chunk's request going out while the current
-one loads; a chunk is loaded by the same loader as live batches
-(raw rows in `raw_http`, the unified upsert on (source, coin_id, observed_at), rejections),
-in one transaction with the coin's cursor, so re-running or overlapping stores nothing twice
+one loads; a chunk is loaded by the same loader as live batches (its raw records as a page of
+`raw_http_pages`, the unified upsert on (source, coin_id, observed_at), rejections), in one
+transaction with the coin's cursor, so re-running or overlapping stores nothing twice
 and a killed backfill resumes at the first chunk it had not committed. A coin that fails (an
 unknown coin, a range the plan refuses) is recorded with the provider's answer and the next
 coin goes on; when the provider gives no answer at all (retries exhausted: down, or still

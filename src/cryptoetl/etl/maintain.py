@@ -51,7 +51,7 @@ async def partitions_ahead(pool: Pool, settings: Settings, now: datetime) -> Ste
     """Partitions for the next weeks; rows waiting in the unified DEFAULT partition moved out."""
     async with pool.acquire() as conn:
         created = await partitions.ensure(conn, partitions.UNIFIED, now, now + UNIFIED_AHEAD)
-        for table in (partitions.RAW_HTTP, partitions.RAW_CSV):
+        for table in (partitions.RAW_HTTP_PAGES, partitions.RAW_CSV):
             created += await partitions.ensure(conn, table, now, now + RAW_AHEAD)
         waiting = await partitions.default_rows(conn)
         if waiting:
@@ -98,7 +98,10 @@ async def measure_sizes(pool: Pool, settings: Settings, now: datetime) -> StepRe
             await conn.fetchval("SELECT coalesce(sum(row_count), 0) FROM source_stats")
         )
         total = await sizes.database_bytes(conn)
-    raw = tables.get(partitions.RAW_HTTP, 0) + tables.get(partitions.RAW_CSV, 0)
+    raw = sum(
+        tables.get(table, 0)
+        for table in (partitions.RAW_HTTP, partitions.RAW_HTTP_PAGES, partitions.RAW_CSV)
+    )
     unified = tables.get(partitions.UNIFIED, 0)
     rollups = tables.get("unified_hourly", 0)
     counts = {f"bytes.{name}": size for name, size in tables.items()}

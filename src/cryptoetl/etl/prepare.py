@@ -69,6 +69,13 @@ def _raw_row(accepted: Accepted, batch: Batch, kind: LocatorKind) -> RawRow | st
     if kind is LocatorKind.OBSERVATION:
         if locator.at is None:
             return "accepted record has no source timestamp in its locator"
+        # the unified key is how a stored record is found again (a re-run stores nothing
+        # twice) and how lineage finds it in its page: the locator must be that key
+        if (locator.key, locator.at) != (accepted.record.coin_id, accepted.record.observed_at):
+            return (
+                f"accepted record's locator {locator} is not its observation "
+                f"({accepted.record.coin_id} at {accepted.record.observed_at.isoformat()})"
+            )
         return RawRow(locator.key, locator.at, None, None, payload)
     if locator.line is None:
         return "accepted record has no line number in its locator"

@@ -98,11 +98,7 @@ async def load_batch(
     """
     async with pool.acquire() as conn:
         await partitions.ensure_for_batch(
-            conn,
-            kind,
-            _observed_times(prepared),
-            (raw.at for raw in prepared.raw_rows),
-            batch.meta.fetched_at,
+            conn, kind, _observed_times(prepared), batch.meta.fetched_at
         )
         async with conn.transaction():
             return await _write_batch(conn, run, kind, batch, prepared, write_cursor)

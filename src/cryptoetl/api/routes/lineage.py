@@ -1,9 +1,10 @@
 """GET /api/v1/data/{row_id}/lineage: where one unified row came from, raw record included.
 
-The raw record is looked up in the raw table of the row's source (`raw_http` for sources
-located by coin id and their own time, `raw_csv` for files). After RAW_RETENTION_DAYS raw
-records are retired by whole partitions: the row keeps its values, and its raw reference is
-reported `retired` (with when), not as a broken link.
+The raw record is looked up in the raw tables of the row's source (`cryptoetl.db.raw_records`):
+for sources located by coin id and their own time the page of `raw_http_pages` that holds it
+(or its `raw_http` row, stored before migration 0017), for files `raw_csv` or `csv_files`.
+After RAW_RETENTION_DAYS raw records are retired by whole partitions: the row keeps its values,
+and its raw reference is reported `retired` (with when), not as a broken link.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ from cryptoetl.api.errors import request_id_of
 from cryptoetl.api.middleware import latency_ms
 from cryptoetl.api.responses import JsonResponse
 from cryptoetl.api.schemas.common import INVALID, NOT_FOUND, UNAVAILABLE
-from cryptoetl.db import partitions, retention
+from cryptoetl.db import raw_records
 from cryptoetl.db.data_query import MAX_ID
+from cryptoetl.db.partitions import RAW_CSV
 from cryptoetl.db.pool import Connection
 from cryptoetl.models import LocatorKind
 from cryptoetl.sources import REGISTRY
@@ -32,7 +34,11 @@ CSV_FILE_LINE = 2**32
 
 
 class RawReference(BaseModel):
-    table: str = Field(description="raw_http or raw_csv.", examples=["raw_http"])
+    table: str = Field(
+        description="raw_http_pages, raw_http (stored before migration 0017), raw_csv or "
+        "csv_files.",
+        examples=["raw_http_pages"],
+    )
     id: int | None = Field(description="The raw record's id (null: the row has none).")
     status: str = Field(
         description="stored; retired (dropped after RAW_RETENTION_DAYS, the row's values "
@@ -42,6 +48,9 @@ class RawReference(BaseModel):
     retired_at: datetime | None = Field(description="When it was retired (status retired).")
     fetched_at: datetime | None = Field(description="When it was fetched (status stored).")
     payload: Any = Field(description="The record as the source sent it (status stored).")
+    position: int | None = Field(
+        default=None, description="The record's index in its page (table raw_http_pages)."
+    )
     file_path: str | None = Field(
         default=None, description="A CSV row's file (table csv_files: no jsonb copy is kept)."
     )
@@ -60,11 +69,9 @@ class Lineage(BaseModel):
     api_latency_ms: float
 
 
-def _raw_table(source: str) -> str:
+def _is_file_source(source: str) -> bool:
     info = REGISTRY.info(source)
-    if info is not None and info.locator is LocatorKind.FILE_LINE:
-        return partitions.RAW_CSV
-    return partitions.RAW_HTTP
+    return info is not None and info.locator is LocatorKind.FILE_LINE
 
 
 @router.get(
@@ -91,12 +98,16 @@ async def lineage(
         )
         if row is None:
             raise HTTPException(404, f"no observation with id {row_id}")
-        table = _raw_table(row["source"])
         raw_id = row["raw_id"]
-        if table == partitions.RAW_CSV and raw_id is not None and raw_id >= CSV_FILE_LINE:
+        if not _is_file_source(row["source"]):
+            raw = _reference(
+                raw_id,
+                await raw_records.http_record(conn, raw_id, row["coin_id"], row["observed_at"]),
+            )
+        elif raw_id is not None and raw_id >= CSV_FILE_LINE:
             raw = await _csv_file_line(conn, raw_id)
         else:
-            raw = await _raw_record(conn, table, raw_id)
+            raw = _reference(raw_id, await raw_records.table_record(conn, RAW_CSV, raw_id))
     body = Lineage(
         **{k: row[k] for k in ("id", "source", "coin_id", "observed_at", "ingested_at", "run_id")},
         raw=raw,
@@ -121,19 +132,13 @@ async def _csv_file_line(conn: Connection, raw_id: int) -> RawReference:
     )
 
 
-async def _raw_record(conn: Connection, table: str, raw_id: int | None) -> RawReference:
-    status, retired_at = await retention.raw_state(conn, table, raw_id)
-    stored = None
-    if status == "stored":
-        stored = await conn.fetchrow(
-            f"SELECT fetched_at, payload FROM {table} WHERE id = $1 LIMIT 1",  # noqa: S608
-            raw_id,
-        )
+def _reference(raw_id: int | None, found: raw_records.RawRecord) -> RawReference:
     return RawReference(
-        table=table,
+        table=found.table,
         id=raw_id,
-        status=status,
-        retired_at=retired_at,
-        fetched_at=stored["fetched_at"] if stored is not None else None,
-        payload=stored["payload"] if stored is not None else None,
+        status=found.status,
+        retired_at=found.retired_at,
+        fetched_at=found.fetched_at,
+        payload=found.payload,
+        position=found.position,
     )
