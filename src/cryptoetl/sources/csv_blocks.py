@@ -35,7 +35,7 @@ from cryptoetl.transform.arrow_arrays import from_numpy
 from cryptoetl.transform.csv_columns import Block, RejectedRow, strings
 from cryptoetl.transform.csv_rows import row_payload
 
-BLOCK_BYTES = 4 << 20
+BLOCK_BYTES = 2 << 20
 # A block grows to this many times its size to end outside quotes, then is cut at a line end.
 MAX_GROWTH = 4
 _WELL_FORMED = r'^(?:[^",\r\n]*|"(?:[^"]|"")*")(?:,(?:[^",\r\n]*|"(?:[^"]|"")*"))*\r?\n?$'
