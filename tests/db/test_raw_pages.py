@@ -163,7 +163,8 @@ async def test_raw_http_rows_of_an_upgraded_database_stay_readable_and_are_not_s
             observed,
             raw_id,
         )
-        assert [name[:4] for name in await migrate(conn)] == ["0017"]
+        applied = [name[:4] for name in await migrate(conn)]
+        assert applied[0] == "0017", applied  # the upgrade starts at 0017 (later ones follow)
     finally:
         await conn.close()
 
