@@ -66,6 +66,11 @@ async def test_docs_and_redoc_render_operations_offline(
         )
         assert isinstance(redoc, list)
         assert "Market data: filter, sort, page, export" in redoc
+        # the sidebar's footer logo, which ReDoc's bundle loads from its CDN, renders after the
+        # operations; wait for it, so a request it makes is seen below
+        logo = await _wait_for(page, "document.querySelector('img[alt=\"redocly logo\"]')?.src")
+        assert isinstance(logo, str)
+        assert logo.startswith("data:image/svg+xml")
         foreign = [
             url
             for url in page.requests

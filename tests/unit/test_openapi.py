@@ -5,8 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
+import httpx
 import pytest
 
+from cryptoetl.api.docs_pages import REDOC_CDN_LOGO, assets_dir
 from cryptoetl.api.openapi import enum_name
 from cryptoetl.app import create_app
 from cryptoetl.db.data import COLUMNS
@@ -67,3 +69,21 @@ def test_the_csv_format_is_described(document: dict[str, Any]) -> None:
     names = {p["name"] for p in operation["parameters"]}
     assert "format" not in names
     assert {"source", "symbol", "since", "until", "sort", "page_size"} <= names
+
+
+async def test_redoc_is_served_without_its_cdn_logo() -> None:
+    """`/redoc` loads ReDoc's bundle from the service, with the one address on another host
+    (the sidebar's logo, on Redocly's CDN) replaced by an inline image."""
+    assert REDOC_CDN_LOGO in (assets_dir() / "redoc.standalone.js").read_text(encoding="utf-8")
+    app = create_app(load_settings(env_file=None, database_url="postgresql://u@/db"))
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        page = await client.get("/redoc")
+        assert page.status_code == 200
+        assert '<script src="/static/api-docs/redoc.offline.js">' in page.text
+        bundle = await client.get("/static/api-docs/redoc.offline.js")
+    assert bundle.status_code == 200
+    assert bundle.headers["content-type"].startswith("text/javascript")
+    assert "cdn.redoc.ly" not in bundle.text
+    assert 'src:"data:image/svg+xml,' in bundle.text
+    assert len(bundle.text) > 500_000  # the whole bundle, not a stub
