@@ -112,6 +112,7 @@ async def test_old_raw_partitions_retire_whole_and_lineage_says_retired(
         "partitions_ahead",
         "retire_raw",
         "thin",
+        "compact_rollups",
         "sizes",
     ]
     retire = outcome.steps[1]
@@ -160,6 +161,7 @@ async def test_old_raw_partitions_retire_whole_and_lineage_says_retired(
             "partitions_ahead",
             "retire_raw",
             "thin",
+            "compact_rollups",
             "sizes",
         ]
         assert detail["report"][1]["counts"]["rows"] == 8

@@ -92,15 +92,16 @@ async def test_maintain_command_reports_and_is_recorded(db_url: str, pool: Pool)
         out, err = await process.communicate()
     assert process.returncode == 0, err.decode()
     lines = out.decode().splitlines()
-    assert [line.split(":")[0] for line in lines[:4]] == [
+    assert [line.split(":")[0] for line in lines[:5]] == [
         "partitions_ahead",
         "retire_raw",
         "thin",
+        "compact_rollups",
         "sizes",
     ]
-    assert "500 observations; per observation: unified" in lines[3]
+    assert "500 observations; per observation: unified" in lines[4]
     assert lines[-1].endswith(": success")
     run = await pool.fetchrow("SELECT source, trigger, status, report FROM etl_runs")
     assert run is not None
     assert (run["source"], run["trigger"], run["status"]) == ("maintenance", "cli", "success")
-    assert len(run["report"]) == 4
+    assert len(run["report"]) == 5

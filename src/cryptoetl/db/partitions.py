@@ -2,7 +2,8 @@
 
 `ensure` makes sure every instant of a time range has a partition: it calls the database's
 `ensure_partitions`, which creates the missing ones (weekly, monthly or yearly for the unified
-history, daily or coarser for raw records and pages) under an advisory lock. Call it outside
+history, monthly or yearly for its hourly rollups, daily or coarser for raw records and pages)
+under an advisory lock. Call it outside
 any other transaction: it commits on its own, so a batch that follows still commits with its
 cursor in one transaction, and a partition created for a batch that then fails is simply there
 for the retry.
@@ -19,10 +20,12 @@ from cryptoetl.db.pool import Connection
 from cryptoetl.models import LocatorKind
 
 UNIFIED = "unified_crypto_data"
+HOURLY = "unified_hourly"  # the hourly rollups (migration 0021)
 RAW_HTTP = "raw_http"  # one row per record: no longer written since migration 0017
 RAW_HTTP_PAGES = "raw_http_pages"
 RAW_CSV = "raw_csv"
-PARTITIONED = (UNIFIED, RAW_HTTP, RAW_HTTP_PAGES, RAW_CSV)
+PARTITIONED = (UNIFIED, HOURLY, RAW_HTTP, RAW_HTTP_PAGES, RAW_CSV)
+WITH_DEFAULT = (UNIFIED, HOURLY)  # the tables with a DEFAULT partition
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,17 +59,23 @@ async def list_partitions(conn: Connection, table: str) -> list[Partition]:
     return [Partition(row["name"], row["lo"], row["hi"]) for row in rows]
 
 
-async def default_rows(conn: Connection) -> int:
-    """How many rows sit in the unified table's DEFAULT partition (none in normal operation:
-    only rows written outside the loader, for a time no partition covers, go there)."""
-    return int(await conn.fetchval(f"SELECT count(*) FROM {UNIFIED}_default"))  # noqa: S608
+async def default_rows(conn: Connection, table: str = UNIFIED) -> int:
+    """How many rows sit in the DEFAULT partition of `table` (the unified history or its
+    rollups; none in normal operation: only rows written outside the loader, for a time no
+    partition covers, go there)."""
+    if table not in WITH_DEFAULT:
+        raise ValueError(f"{table} has no default partition")
+    return int(await conn.fetchval(f"SELECT count(*) FROM {table}_default"))  # noqa: S608
 
 
 async def ensure_for_batch(
     conn: Connection, kind: LocatorKind, observed: Iterable[datetime], fetched_at: datetime
 ) -> int:
-    """The partitions one batch writes to: its observations' times in the unified history, and
-    its fetch time in `raw_http_pages` (HTTP sources) or `raw_csv` (file sources)."""
-    created = await ensure_for(conn, UNIFIED, observed)
+    """The partitions one batch writes to: its observations' times in the unified history and
+    their hours in the rollups, and its fetch time in `raw_http_pages` (HTTP sources) or
+    `raw_csv` (file sources)."""
+    known = [t for t in observed if t is not None]
+    created = await ensure_for(conn, UNIFIED, known)
+    created += await ensure_for(conn, HOURLY, known)
     raw = RAW_HTTP_PAGES if kind is LocatorKind.OBSERVATION else RAW_CSV
     return created + await ensure(conn, raw, fetched_at, fetched_at)

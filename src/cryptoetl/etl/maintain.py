@@ -7,11 +7,14 @@ its process dies), with what each step did in its `report`. The steps run in `ST
 (the run ends `partial`, or `failed` when none succeeded):
 
 1. `partitions_ahead`: partitions for the coming weeks (so loads rarely make one), and any
-   operator's rows waiting in the unified DEFAULT partition moved into partitions of their own;
+   operator's rows waiting in a DEFAULT partition (unified history, rollups) moved into
+   partitions of their own;
 2. `retire_raw`: raw partitions older than RAW_RETENTION_DAYS detached and dropped;
 3. `thin_old_partitions`: partitions older than FULL_RESOLUTION_DAYS thinned to the last
    observation of each (source, coin, UTC hour) (docs/rollups.md);
-4. `sizes`: the size of every table and the bytes per observation.
+4. `compact_rollups`: closed partitions of the hourly rollups replaced by a sorted copy filled
+   to 100 %, once, and again after something wrote into them (docs/rollups.md);
+5. `sizes`: the size of every table and the bytes per observation.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from cryptoetl.config import Settings
 from cryptoetl.db import partitions, retention, runs, sizes
 from cryptoetl.db.pool import DATABASE_ERRORS, Connection, Pool
 from cryptoetl.errors import RunInProgressError, describe
+from cryptoetl.etl.compact_step import compact_rollups
 from cryptoetl.etl.owner import HEARTBEAT_SECONDS
 from cryptoetl.etl.reaper import reap_dead_runs
 from cryptoetl.etl.thin_step import thin_old_partitions
@@ -38,7 +42,6 @@ log = structlog.get_logger(__name__)
 MAINTENANCE = "maintenance"  # the `source` of a maintenance run in etl_runs
 UNIFIED_AHEAD = timedelta(days=14)
 RAW_AHEAD = timedelta(days=3)
-DEFAULT = f"{partitions.UNIFIED}_default"
 
 # What a failing step may raise without ending the run (the next steps still run).
 STEP_ERRORS: tuple[type[Exception], ...] = (*DATABASE_ERRORS, ValueError, RuntimeError)
@@ -48,22 +51,26 @@ Fence = Callable[[Connection], Awaitable[None]]
 
 
 async def partitions_ahead(pool: Pool, settings: Settings, now: datetime) -> StepReport:
-    """Partitions for the next weeks; rows waiting in the unified DEFAULT partition moved out."""
+    """Partitions for the next weeks; rows waiting in a DEFAULT partition moved out."""
     async with pool.acquire() as conn:
-        created = await partitions.ensure(conn, partitions.UNIFIED, now, now + UNIFIED_AHEAD)
+        created = 0
+        for table in partitions.WITH_DEFAULT:
+            created += await partitions.ensure(conn, table, now, now + UNIFIED_AHEAD)
         for table in (partitions.RAW_HTTP_PAGES, partitions.RAW_CSV):
             created += await partitions.ensure(conn, table, now, now + RAW_AHEAD)
-        waiting = await partitions.default_rows(conn)
-        if waiting:
-            lo = await conn.fetchval(f"SELECT min(observed_at) FROM {DEFAULT}")  # noqa: S608
-            hi = await conn.fetchval(f"SELECT max(observed_at) FROM {DEFAULT}")  # noqa: S608
-            created += await partitions.ensure(conn, partitions.UNIFIED, lo, hi)
-        left = await partitions.default_rows(conn)
+        moved = 0
+        for table, key in ((partitions.UNIFIED, "observed_at"), (partitions.HOURLY, "hour")):
+            waiting = await partitions.default_rows(conn, table)
+            if waiting:
+                lo = await conn.fetchval(f"SELECT min({key}) FROM {table}_default")  # noqa: S608
+                hi = await conn.fetchval(f"SELECT max({key}) FROM {table}_default")  # noqa: S608
+                created += await partitions.ensure(conn, table, lo, hi)
+                moved += waiting - await partitions.default_rows(conn, table)
     summary = f"{created} partition(s) created"
-    if waiting:
-        summary += f"; {waiting - left} row(s) moved out of the default partition"
+    if moved:
+        summary += f"; {moved} row(s) moved out of the default partitions"
     return StepReport(
-        "partitions_ahead", summary, {"created": created, "moved_from_default": waiting - left}
+        "partitions_ahead", summary, {"created": created, "moved_from_default": moved}
     )
 
 
@@ -121,7 +128,13 @@ async def measure_sizes(pool: Pool, settings: Settings, now: datetime) -> StepRe
     return StepReport("sizes", summary, counts)
 
 
-STEPS: tuple[Step, ...] = (partitions_ahead, retire_raw, thin_old_partitions, measure_sizes)
+STEPS: tuple[Step, ...] = (
+    partitions_ahead,
+    retire_raw,
+    thin_old_partitions,
+    compact_rollups,
+    measure_sizes,
+)
 
 
 @dataclass(frozen=True, slots=True)
