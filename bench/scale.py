@@ -27,8 +27,10 @@ It reports, in one run:
   if `--full-resolution-days` more days had passed), and from those the disk a year of
   default operation takes at steady state;
 - the bytes a rollup row adds at steady state: unified_hourly's growth over the last simulated
-  day (after the first quarter day, for a one-day run) per row added, which is what a year of
-  rollups is projected from (a young table's average would count its free space wrongly);
+  day (after the first quarter day, for a one-day run) per row added, which is what the
+  live rollups of a year are projected from (a young table's average would count its free space
+  wrongly); closed months are projected at the compacted size the steady-state maintenance
+  leaves (its `compact_rollups` step);
 - median latency (uncached, in-process app over httpx) of `/data` page 1, a coin filter, a
   deep cursor, `latest`, and a year of hourly history of one asset, at day 1 and the last day.
 """
@@ -231,6 +233,7 @@ FROM (SELECT 'unified_hourly'::regclass AS relid
       UNION SELECT relid FROM pg_partition_tree('unified_hourly') WHERE isleaf) AS p
 """
 CHECKPOINT_HOURS = 6  # the rollups' size is taken this often (simulated hours)
+LIVE_ROLLUP_DAYS = 32  # a month and a day: the rollups not yet compacted, at most
 
 
 @dataclass(frozen=True)
@@ -465,19 +468,25 @@ def report(
     full = per_obs(before, "unified_crypto_data")
     thinned = per_obs(steady, "unified_crypto_data")
     raw = per_obs(before, "raw_http_pages")
-    rollup = marginal  # what a day of rollups adds, not a young table's average
+    rollup = marginal  # what a day of live rollups adds, not a young table's average
+    # closed months of rollups are compacted by maintenance (the steady-state run compacted
+    # every month of the run): at most the current month and a day stay live
+    compacted = per_obs(steady, "unified_hourly")
     hourly_rows = per_day / 12
     year = (
         30 * per_day * full
         + (365 - 30) * hourly_rows * thinned
-        + 365 * hourly_rows * rollup
+        + LIVE_ROLLUP_DAYS * hourly_rows * rollup
+        + (365 - LIVE_ROLLUP_DAYS) * hourly_rows * compacted
         + 30 * per_day * raw
     )
     print(
         f"projected disk for a year of defaults (FULL_RESOLUTION_DAYS=30, RAW_RETENTION_DAYS=30): "
         f"{year / 1e9:.1f} GB = 30 d x {per_day:,} x {full:,.0f} B (full resolution) + 335 d x "
-        f"{hourly_rows:,.0f} x {thinned:,.0f} B (thinned) + 365 d x {hourly_rows:,.0f} x "
-        f"{rollup:,.0f} B (rollups) + 30 d x {per_day:,} x {raw:,.0f} B (raw)"
+        f"{hourly_rows:,.0f} x {thinned:,.0f} B (thinned) + {LIVE_ROLLUP_DAYS} d x "
+        f"{hourly_rows:,.0f} x {rollup:,.0f} B (live rollups) + {365 - LIVE_ROLLUP_DAYS} d x "
+        f"{hourly_rows:,.0f} x {compacted:,.0f} B (compacted rollups) + 30 d x {per_day:,} x "
+        f"{raw:,.0f} B (raw)"
     )
     print(f"\n| query (uncached, median ms) | day 1 | day {last} | ratio |\n|---|---:|---:|---:|")
     for name, ms in latencies[1].items():
