@@ -73,9 +73,20 @@ async def ensure_for_batch(
 ) -> int:
     """The partitions one batch writes to: its observations' times in the unified history and
     their hours in the rollups, and its fetch time in `raw_http_pages` (HTTP sources) or
-    `raw_csv` (file sources)."""
-    known = [t for t in observed if t is not None]
-    created = await ensure_for(conn, UNIFIED, known)
-    created += await ensure_for(conn, HOURLY, known)
+    `raw_csv` (file sources). One statement, so one round trip per batch (the advisory locks
+    are always taken in this order: unified, rollups, raw)."""
     raw = RAW_HTTP_PAGES if kind is LocatorKind.OBSERVATION else RAW_CSV
-    return created + await ensure(conn, raw, fetched_at, fetched_at)
+    known = [t for t in observed if t is not None]
+    if not known:
+        return await ensure(conn, raw, fetched_at, fetched_at)
+    created = await conn.fetchval(
+        "SELECT ensure_partitions($1::regclass, $3, $4) + ensure_partitions($2::regclass, $3, $4)"
+        " + ensure_partitions($5::regclass, $6, $6)",
+        UNIFIED,
+        HOURLY,
+        min(known),
+        max(known),
+        raw,
+        fetched_at,
+    )
+    return int(created or 0)
