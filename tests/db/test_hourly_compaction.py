@@ -21,6 +21,7 @@ from cryptoetl.db import load, partitions
 from cryptoetl.db.compaction import compact, compact_partition
 from cryptoetl.db.migrate import default_directory, load_migrations, migrate
 from cryptoetl.db.pool import Connection, Pool
+from cryptoetl.etl.maintain import partitions_ahead
 from cryptoetl.models import LocatorKind
 from tests.db.test_hourly_rollups import FROM_SCRATCH
 
@@ -107,6 +108,31 @@ async def test_a_fresh_database_partitions_the_rollups(pool: Pool) -> None:
     assert [(p.lo.year, p.hi.year) for p in old] == [(y, y + 1) for y in range(2013, 2025)]
     assert await pool.fetchval("SELECT count(*) FROM unified_hourly") == 12 + 8
     await exact(pool)
+
+
+async def test_a_rollup_outside_every_partition_waits_in_the_default_and_is_moved(
+    make_settings: Callable[..., Settings], pool: Pool
+) -> None:
+    """An operator's observation in a year nobody made partitions for: its rollup waits in
+    unified_hourly_default, and maintenance's partitions_ahead moves it into a partition."""
+    when = datetime(2011, 6, 1, 12, 30, tzinfo=UTC)
+    await pool.execute(
+        "INSERT INTO unified_crypto_data (coin_id, price_usd, source, observed_at, run_id)"
+        " VALUES ('old', 2, 'csv', $1, 0)",
+        when,
+    )
+    async with pool.acquire() as conn:
+        assert await partitions.default_rows(conn, partitions.HOURLY) == 1
+    before = await exact(pool)
+
+    report = await partitions_ahead(pool, make_settings(), NOW)
+
+    assert report.counts["moved_from_default"] == 2  # the observation and its rollup
+    async with pool.acquire() as conn:
+        assert await partitions.default_rows(conn, partitions.HOURLY) == 0
+        assert await partitions.default_rows(conn, partitions.UNIFIED) == 0
+    assert (await partition_of(pool, when))["name"] == "unified_hourly_20110101"
+    assert await exact(pool) == before
 
 
 def _migrations_before(directory: Path, version: int) -> Path:
@@ -305,4 +331,24 @@ async def test_cryptoetl_maintain_reports_the_compaction(
     assert step["counts"]["partitions"] == 1
     assert step["counts"]["rows"] == len(before)
     assert 0 < step["counts"]["bytes_after"] < step["counts"]["bytes_before"]
+    assert await exact(pool) == before
+
+
+async def test_a_partition_that_stays_busy_is_left_for_the_next_run(pool: Pool) -> None:
+    """A reader holding unified_hourly through every swap attempt: the partition is reported
+    busy, left as it was (no copy left behind), and compacted by the next run."""
+    await live_day(pool, hours=2)
+    before = await exact(pool)
+    part = await partition_of(pool, START)
+    async with pool.acquire() as reader, reader.transaction():
+        await reader.execute("LOCK TABLE unified_hourly IN ACCESS SHARE MODE")
+        busy = await compact(pool, NOW, attempts=2)
+    assert (busy.compacted, busy.busy) == ([], [part["name"]])
+    assert (await partition_of(pool, START))["relfilenode"] == part["relfilenode"]
+    assert await pool.fetchval("SELECT to_regclass($1)", part["name"] + "_compact") is None
+    assert await pool.fetchval("SELECT count(*) FROM unified_hourly_compacted") == 0
+
+    done = await compact(pool, NOW)
+
+    assert [p.partition for p in done.compacted] == [part["name"]]
     assert await exact(pool) == before
