@@ -5,12 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
+import subprocess
 from pathlib import Path
 
 import asyncpg
+import psutil
+import pytest
 
 from cryptoetl.db.embedded import EmbeddedPostgres
-from tests.support.process import postmasters
+from tests.support.process import CRYPTOETL, clean_env, postmasters
 
 
 async def _query(url: str, sql: str) -> object:
@@ -55,3 +59,53 @@ def test_a_killed_owner_does_not_keep_the_server_from_stopping(tmp_path: Path) -
     assert json.loads(handles.read_text()) == [os.getpid()]
     again.stop()
     assert postmasters(again.pgdata) == []
+
+
+def test_a_second_handle_does_not_orphan_a_server_started_again(tmp_path: Path) -> None:
+    """Two handles in one process (a test and the app's lifespan): one stops the server and
+    starts it again; the other's stop must neither lose track of the new server (it ran on,
+    one postmaster leaked per run) nor stop it under the handle that started it."""
+    first = EmbeddedPostgres(tmp_path / "data")
+    url = first.start()
+    second = EmbeddedPostgres(tmp_path / "data")
+    assert second.start() == url  # adopts the running server
+    assert first.stop() is True  # an outage: the process lets go, the server stops
+    assert postmasters(first.pgdata) == []
+    url = first.start()
+    restarted = first.pid
+    assert second.stop() is True  # its server is gone; the new one is not its to stop
+    assert [proc.pid for proc in postmasters(first.pgdata)] == [restarted]
+    assert asyncio.run(_query(url, "SELECT 1")) == 1
+    assert first.stop() is True
+    assert postmasters(first.pgdata) == []
+    assert not (first.pgdata / "postmaster.pid").exists()
+
+
+@pytest.mark.slow
+def test_stop_stops_the_server_another_command_started_again(tmp_path: Path) -> None:
+    """The server dies under a handle and another `cryptoetl` command on the same data
+    directory starts it again (and leaves it running, the handle's process still uses it):
+    the handle's stop stops the server running now, not only the one it remembers."""
+    data_dir = tmp_path / "data"
+    server = EmbeddedPostgres(data_dir)
+    server.start()
+    old = server.pid
+    assert old is not None
+    os.kill(old, signal.SIGINT)  # a fast shutdown, not through the handle
+    psutil.Process(old).wait(30)
+    migrate = subprocess.run(
+        [CRYPTOETL, "migrate"],
+        env=clean_env(CRYPTOETL_DATA_DIR=str(data_dir), LOG_FORMAT="json"),
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=120,
+        check=False,
+    )
+    assert migrate.returncode == 0, migrate.stdout + migrate.stderr
+    assert b"embedded_postgres_left_running" in migrate.stdout + migrate.stderr
+    again = postmasters(server.pgdata)
+    assert [proc.pid for proc in again] != [old]
+    assert len(again) == 1
+    assert server.stop() is True
+    assert postmasters(server.pgdata) == []
+    assert not (server.pgdata / "postmaster.pid").exists()

