@@ -3,6 +3,7 @@ what it costs in time, disk and query latency (issue 13).
 
     .venv/bin/python bench/scale.py [--days 30] [--raw-retention-days 2]
                                     [--full-resolution-days 30] [--queries 15]
+                                    [--shared-buffers-mb 512]
 
 Starts its own embedded PostgreSQL in a temporary directory (removed afterwards) and
 simulates `--days` days ending now: every 5 minutes, CoinGecko's default 1,000 coins (4 pages
@@ -62,8 +63,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from cryptoetl.app import create_app  # noqa: E402
 from cryptoetl.assets.sync import sync_assets  # noqa: E402
+from cryptoetl.config import Settings  # noqa: E402
 from cryptoetl.db import load, partitions  # noqa: E402
-from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
+from cryptoetl.db.embedded import EmbeddedPostgres, server_parameters  # noqa: E402
 from cryptoetl.db.migrate import migrate  # noqa: E402
 from cryptoetl.db.pool import Pool, open_pool  # noqa: E402
 from cryptoetl.etl import maintain  # noqa: E402
@@ -523,7 +525,8 @@ def report(
 async def with_server(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="cryptoetl-scale-") as tmp:
         os.chmod(tmp, 0o755)  # noqa: S103 - the embedded server runs as its own user
-        server = EmbeddedPostgres(Path(tmp))
+        # the service's embedded server, with its settings (EMBEDDED_SHARED_BUFFERS_MB)
+        server = EmbeddedPostgres(Path(tmp), server_parameters(args.shared_buffers_mb))
         url = await asyncio.to_thread(server.start)
         try:
             await simulate(url, args)
@@ -537,6 +540,12 @@ def main() -> None:
     parser.add_argument("--raw-retention-days", type=int, default=2)
     parser.add_argument("--full-resolution-days", type=int, default=30)
     parser.add_argument("--queries", type=int, default=15)
+    parser.add_argument(
+        "--shared-buffers-mb",
+        type=int,
+        default=Settings.model_fields["embedded_shared_buffers_mb"].default,
+        help="the embedded server's shared_buffers (default: EMBEDDED_SHARED_BUFFERS_MB's)",
+    )
     parser.add_argument(
         "--fraction", type=float, default=1.0, help="of the default coins (a smoke test)"
     )

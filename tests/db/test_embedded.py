@@ -13,7 +13,7 @@ import asyncpg
 import psutil
 import pytest
 
-from cryptoetl.db.embedded import EmbeddedPostgres
+from cryptoetl.db.embedded import EmbeddedPostgres, server_parameters
 from tests.support.process import CRYPTOETL, clean_env, postmasters
 
 
@@ -109,3 +109,49 @@ def test_stop_stops_the_server_another_command_started_again(tmp_path: Path) -> 
     assert server.stop() is True
     assert postmasters(server.pgdata) == []
     assert not (server.pgdata / "postmaster.pid").exists()
+
+
+def test_the_server_runs_with_its_parameters_from_the_first_start(tmp_path: Path) -> None:
+    """A new directory's server already runs with the given shared_buffers and checkpoint
+    spacing (written with ALTER SYSTEM, restarted once); a changed value is taken at the next
+    start; the server log stays in pgdata/log; stop leaves no postmaster."""
+    parameters = server_parameters(48)
+    assert parameters == {
+        "shared_buffers": "48MB",
+        "max_wal_size": "4GB",
+        "checkpoint_timeout": "15min",
+    }
+    server = EmbeddedPostgres(tmp_path / "data", parameters)
+    url = server.start()
+    try:
+        assert asyncio.run(_query(url, "SHOW shared_buffers")) == "48MB"
+        assert asyncio.run(_query(url, "SHOW max_wal_size")) == "4GB"
+        assert asyncio.run(_query(url, "SHOW checkpoint_timeout")) == "15min"
+        assert (
+            asyncio.run(_query(url, "SELECT count(*) FROM pg_settings WHERE pending_restart")) == 0
+        )
+        assert len(postmasters(server.pgdata)) == 1
+    finally:
+        assert server.stop() is True
+    assert postmasters(server.pgdata) == []
+    assert "database system is ready" in (server.pgdata / "log").read_text()
+
+    again = EmbeddedPostgres(tmp_path / "data", server_parameters(64))
+    url = again.start()
+    try:
+        assert asyncio.run(_query(url, "SHOW shared_buffers")) == "64MB"
+    finally:
+        again.stop()
+    assert postmasters(again.pgdata) == []
+
+
+def test_the_service_setting_reaches_the_embedded_server(tmp_path: Path) -> None:
+    """EMBEDDED_SHARED_BUFFERS_MB is what `cryptoetl migrate` starts the server with."""
+    env = clean_env(CRYPTOETL_DATA_DIR=str(tmp_path / "data"), EMBEDDED_SHARED_BUFFERS_MB="40")
+    done = subprocess.run(
+        [str(CRYPTOETL), "migrate"], env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    settings = (tmp_path / "data" / "pgdata" / "postgresql.auto.conf").read_text()
+    assert "shared_buffers = '40MB'" in settings
+    assert postmasters(tmp_path / "data" / "pgdata") == []
