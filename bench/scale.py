@@ -3,6 +3,7 @@ what it costs in time, disk and query latency (issue 13).
 
     .venv/bin/python bench/scale.py [--days 30] [--raw-retention-days 2]
                                     [--full-resolution-days 30] [--queries 15]
+                                    [--shared-buffers-mb 512]
 
 Starts its own embedded PostgreSQL in a temporary directory (removed afterwards) and
 simulates `--days` days ending now: every 5 minutes, CoinGecko's default 1,000 coins (4 pages
@@ -32,7 +33,11 @@ It reports, in one run:
   wrongly); closed months are projected at the compacted size the steady-state maintenance
   leaves (its `compact_rollups` step);
 - median latency (uncached, in-process app over httpx) of `/data` page 1, a coin filter, a
-  deep cursor, `latest`, and a year of hourly history of one asset, at day 1 and the last day.
+  deep cursor, `latest`, one asset with the latest price of each source, and a year of hourly
+  history of that asset, at day 1 and the last day. Before day 1 the asset's two coins get a
+  year of hourly history (as a backfill brings it: 2 x 8,760 rows through the same loader), so
+  the year's answer is 8,760 buckets at both points and the two latencies compare the same
+  answer over a history 30 times larger.
 """
 
 from __future__ import annotations
@@ -60,8 +65,9 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from cryptoetl.app import create_app  # noqa: E402
 from cryptoetl.assets.sync import sync_assets  # noqa: E402
+from cryptoetl.config import Settings  # noqa: E402
 from cryptoetl.db import load, partitions  # noqa: E402
-from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
+from cryptoetl.db.embedded import EmbeddedPostgres, server_parameters  # noqa: E402
 from cryptoetl.db.migrate import migrate  # noqa: E402
 from cryptoetl.db.pool import Pool, open_pool  # noqa: E402
 from cryptoetl.etl import maintain  # noqa: E402
@@ -73,7 +79,8 @@ FIXTURES = ROOT / "tests" / "fixtures"
 SNAPSHOTS_PER_DAY = 288
 SOURCES = {"coingecko": (1000, 250), "coinpaprika": (2472, 1000)}  # coins, batch size
 PER_SNAPSHOT = sum(coins for coins, _ in SOURCES.values())
-COIN = "coin-7"
+COIN_N = 7  # the coin of the /data coin filter and of the asset history
+COIN = f"coin-{COIN_N}"
 DEEP_PAGE = 3000  # the cursor after 300,000 rows
 
 
@@ -101,40 +108,65 @@ class Batch:
     unified: list[load.StageRow]  # raw_id filled in by the loader
 
 
+def observation(
+    source: str, n: int, at: datetime, step: int, template: dict[str, list[dict[str, Any]]]
+) -> tuple[load.RawRow, load.StageRow]:
+    """Coin n of `source` observed at `at`: its raw record (record n of the recorded ones, in
+    turn, with id, prices and time replaced) and its unified row (raw_id filled in later)."""
+    price = 1.0 + n + ((step * 7919 + n) % 1000) / 1000
+    cap, volume = price * 1e7, price * 1e5
+    base = template[source][n % len(template[source])]
+    record = dict(base)
+    if source == "coingecko":
+        record.update(
+            id=coin_id(source, n), name=f"Coin {n}", symbol=f"c{n}",
+            current_price=price, market_cap=cap, total_volume=volume,
+            last_updated=at.isoformat(),
+        )  # fmt: skip
+    else:
+        record.update(
+            id=coin_id(source, n), name=f"Coin {n}", symbol=f"C{n}",
+            last_updated=at.isoformat(),
+            quotes={"USD": {**base["quotes"]["USD"], "price": price,
+                            "market_cap": cap, "volume_24h": volume}},
+        )  # fmt: skip
+    payload = orjson.dumps(record).decode()
+    return (
+        load.RawRow(coin_id(source, n), at, None, None, payload),
+        (coin_id(source, n), f"Coin {n}", f"C{n}", price, cap, volume, at, None),
+    )
+
+
 def snapshot_batches(when: datetime, template: dict[str, list[dict[str, Any]]]) -> list[Batch]:
     """One 5-minute snapshot: every coin of both sources, in the sources' batch sizes."""
     out: list[Batch] = []
     step = int(when.timestamp()) // 300
     for source, (coins, size) in SOURCES.items():
-        recorded = template[source]
         for first in range(0, coins, size):
-            raw: list[load.RawRow] = []
-            unified: list[load.StageRow] = []
-            for n in range(first, min(first + size, coins)):
-                at = when + timedelta(seconds=n % 60)
-                price = 1.0 + n + ((step * 7919 + n) % 1000) / 1000
-                cap, volume = price * 1e7, price * 1e5
-                base = recorded[n % len(recorded)]
-                record = dict(base)
-                if source == "coingecko":
-                    record.update(
-                        id=coin_id(source, n), name=f"Coin {n}", symbol=f"c{n}",
-                        current_price=price, market_cap=cap, total_volume=volume,
-                        last_updated=at.isoformat(),
-                    )  # fmt: skip
-                else:
-                    record.update(
-                        id=coin_id(source, n), name=f"Coin {n}", symbol=f"C{n}",
-                        last_updated=at.isoformat(),
-                        quotes={"USD": {**base["quotes"]["USD"], "price": price,
-                                        "market_cap": cap, "volume_24h": volume}},
-                    )  # fmt: skip
-                payload = orjson.dumps(record).decode()
-                raw.append(load.RawRow(coin_id(source, n), at, None, None, payload))
-                unified.append(
-                    (coin_id(source, n), f"Coin {n}", f"C{n}", price, cap, volume, at, None)
-                )
-            out.append(Batch(source, raw, unified))
+            pairs = [
+                observation(source, n, when + timedelta(seconds=n % 60), step, template)
+                for n in range(first, min(first + size, coins))
+            ]
+            out.append(Batch(source, [r for r, _ in pairs], [u for _, u in pairs]))
+    return out
+
+
+def backfill_batches(
+    start: datetime, template: dict[str, list[dict[str, Any]]], size: int = 500
+) -> list[Batch]:
+    """A year of hourly history before `start` of the bench coin (COIN_N) of each source, as
+    `cryptoetl backfill` would bring it: so the asset history query answers a whole year at
+    day 1 and at the last day alike, and its two latencies compare the same answer over a
+    history 30 times larger."""
+    out: list[Batch] = []
+    hours = [start - timedelta(hours=h) for h in range(365 * 24, 0, -1)]
+    for source in SOURCES:
+        for first in range(0, len(hours), size):
+            pairs = [
+                observation(source, COIN_N, at, int(at.timestamp()) // 300, template)
+                for at in hours[first : first + size]
+            ]
+            out.append(Batch(source, [r for r, _ in pairs], [u for _, u in pairs]))
     return out
 
 
@@ -289,6 +321,7 @@ async def query_latencies(
                 "/data coin filter": ("/api/v1/data", {"coin_id": COIN}),
                 "/data deep cursor": ("/api/v1/data", {"cursor": deep["next_cursor"]}),
                 "/data latest": ("/api/v1/data", {"latest": "true"}),
+                "asset, latest of each source": (f"/api/v1/assets/{asset}", {}),
                 "asset history, a year hourly": (
                     f"/api/v1/assets/{asset}/history",
                     {"interval": "1h", "since": (now - timedelta(days=365)).isoformat()},
@@ -337,6 +370,10 @@ async def simulate(url: str, args: argparse.Namespace) -> None:
     before: dict[str, tuple[int, int]] = {}
     rollups: list[RollupCheckpoint] = [RollupCheckpoint(0, 0, 0)]
     async with open_pool(url, max_size=6) as pool:
+        backfill_ids = await start_runs(pool)
+        for batch in backfill_batches(start, template):
+            await load_batch(pool, backfill_ids, batch, start)
+        await finish_runs(pool, backfill_ids)
         for day in range(1, args.days + 1):
             day_start = start + timedelta(days=day - 1)
             run_ids = await start_runs(pool)
@@ -497,7 +534,8 @@ def report(
 async def with_server(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="cryptoetl-scale-") as tmp:
         os.chmod(tmp, 0o755)  # noqa: S103 - the embedded server runs as its own user
-        server = EmbeddedPostgres(Path(tmp))
+        # the service's embedded server, with its settings (EMBEDDED_SHARED_BUFFERS_MB)
+        server = EmbeddedPostgres(Path(tmp), server_parameters(args.shared_buffers_mb))
         url = await asyncio.to_thread(server.start)
         try:
             await simulate(url, args)
@@ -511,6 +549,12 @@ def main() -> None:
     parser.add_argument("--raw-retention-days", type=int, default=2)
     parser.add_argument("--full-resolution-days", type=int, default=30)
     parser.add_argument("--queries", type=int, default=15)
+    parser.add_argument(
+        "--shared-buffers-mb",
+        type=int,
+        default=Settings.model_fields["embedded_shared_buffers_mb"].default,
+        help="the embedded server's shared_buffers (default: EMBEDDED_SHARED_BUFFERS_MB's)",
+    )
     parser.add_argument(
         "--fraction", type=float, default=1.0, help="of the default coins (a smoke test)"
     )

@@ -74,6 +74,12 @@ class Settings(BaseSettings):
         default=Path(".cryptoetl"),
         description="Where the embedded PostgreSQL keeps its data (when DATABASE_URL is unset).",
     )
+    embedded_shared_buffers_mb: int = Field(
+        default=512,
+        ge=16,
+        le=1_048_576,
+        description="The embedded PostgreSQL's shared_buffers in MiB (DATABASE_URL unset).",
+    )
     api_host: str = Field(default="0.0.0.0", min_length=1)  # noqa: S104 - the seed's default
     api_port: int = Field(default=8000, ge=1, le=65535)
     log_level: LogLevel = "INFO"

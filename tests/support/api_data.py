@@ -17,6 +17,7 @@ from fastapi import FastAPI
 from cryptoetl.db.embedded import EmbeddedPostgres
 from cryptoetl.db.pool import Connection, Pool
 from cryptoetl.sources import load_settings
+from tests.support.process import postmasters
 
 T = TypeVar("T")
 
@@ -144,7 +145,8 @@ class OwnServer:
 @asynccontextmanager
 async def app_on_own_server(tmp_path: Path) -> AsyncIterator[OwnServer]:
     """The real app (lifespan included) on an embedded PostgreSQL started for this test only
-    (never the session's shared server), through an in-process client; all stopped after."""
+    (never the session's shared server), through an in-process client; all stopped after,
+    and checked to be: no postmaster may outlive the test, even after a stop and start."""
     from cryptoetl.app import create_app
 
     server = EmbeddedPostgres(tmp_path / "own")
@@ -163,3 +165,5 @@ async def app_on_own_server(tmp_path: Path) -> AsyncIterator[OwnServer]:
                 yield OwnServer(server, app, client)
     finally:
         await asyncio.to_thread(server.stop)
+    # not in `finally`: a failure inside the block is the one to report
+    assert postmasters(server.pgdata) == [], "the test's own PostgreSQL is still running"

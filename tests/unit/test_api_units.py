@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
@@ -19,6 +19,7 @@ from cryptoetl.db.data_query import (
     decode_cursor,
     encode_cursor,
 )
+from cryptoetl.models.times import UTC_FORMAT, utc_text
 from cryptoetl.sources import REGISTRY
 
 NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
@@ -148,3 +149,26 @@ def test_data_parameters_are_published_from_the_model() -> None:
     assert parameters["page_size"]["schema"]["maximum"] == 1000
     assert all(p["in"] == "query" and not p["required"] for p in parameters.values())
     assert all(p["description"] for p in parameters.values())
+
+
+@pytest.mark.parametrize(
+    ("value", "text"),
+    [
+        (datetime(2017, 9, 24, tzinfo=UTC), "2017-09-24T00:00:00.000000Z"),
+        (datetime(2025, 2, 9, 17, 44, 4, 143000, tzinfo=UTC), "2025-02-09T17:44:04.143000Z"),
+        (datetime(2025, 2, 9, 17, 44, 4, 1), "2025-02-09T17:44:04.000001Z"),  # noqa: DTZ001 - naive: UTC
+        # another offset: converted to UTC, across midnight and a year
+        (
+            datetime(2025, 1, 1, 1, 30, tzinfo=timezone(timedelta(hours=5, minutes=30))),
+            "2024-12-31T20:00:00.000000Z",
+        ),
+        (datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC), "1969-12-31T23:59:59.999999Z"),
+    ],
+)
+def test_times_are_written_in_the_one_format(value: datetime, text: str) -> None:
+    """UTC, `Z`, always six fractional digits: what `UTC_FORMAT` says, whatever the input's
+    zone or fraction."""
+    assert utc_text(value) == text
+    assert utc_text(value) == value.replace(tzinfo=value.tzinfo or UTC).astimezone(UTC).strftime(
+        UTC_FORMAT
+    )

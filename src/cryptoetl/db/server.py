@@ -21,7 +21,7 @@ import asyncpg
 import structlog
 
 from cryptoetl.config import Settings
-from cryptoetl.db.embedded import EmbeddedPostgres
+from cryptoetl.db.embedded import EmbeddedPostgres, server_parameters
 from cryptoetl.db.migrate import migrate
 from cryptoetl.db.pool import connect, describe_target, with_database
 from cryptoetl.db.supervise import supervise as supervise_server
@@ -55,7 +55,10 @@ async def prepare_database(settings: Settings, *, supervise: bool = False) -> As
     watcher: asyncio.Task[None] | None = None
     try:
         if settings.database_url is None:
-            embedded = EmbeddedPostgres(settings.cryptoetl_data_dir)
+            embedded = EmbeddedPostgres(
+                settings.cryptoetl_data_dir,
+                server_parameters(settings.embedded_shared_buffers_mb),
+            )
             log.info("embedded_postgres_starting", data_dir=str(embedded.pgdata))
             server_url = await asyncio.to_thread(embedded.start)
             url = await ensure_database(server_url, APP_DATABASE)
