@@ -204,6 +204,13 @@ async def _build(
     return snapshot, rows, before, after
 
 
+_RECORD = """
+INSERT INTO unified_hourly_compacted (partition, lo, hi, rows, bytes_before, bytes_after)
+VALUES ($1, $2, $3, $4, $5, $6)
+ON CONFLICT (lo, hi) DO UPDATE SET
+    partition = EXCLUDED.partition, rows = EXCLUDED.rows, bytes_before = EXCLUDED.bytes_before,
+    bytes_after = EXCLUDED.bytes_after, compacted_at = now()
+"""
 _MISSED = """
 SELECT EXISTS (SELECT 1 FROM unified_hourly_writes
                WHERE lo = $1 AND hi = $2 AND NOT pg_visible_in_snapshot(xid, $3::text::pg_snapshot))
@@ -212,10 +219,11 @@ SELECT EXISTS (SELECT 1 FROM unified_hourly_writes
 
 async def _swap(
     conn: Connection, part: str, copy: str, lo: datetime, hi: datetime, snapshot: str,
-    attempts: int,
+    sizes: tuple[int, int, int], attempts: int,
 ) -> float | None:  # fmt: skip
-    """Step 3: the copy in the partition's place; returns when the lock was taken, or None
-    (nothing changed) when a write the copy missed was found."""
+    """Step 3: the copy in the partition's place, and the compaction recorded (`sizes`: rows,
+    bytes before, bytes after); returns when the lock was taken, or None (nothing changed)
+    when a write the copy missed was found."""
     for attempt in range(attempts):
         try:
             async with conn.transaction():
@@ -246,6 +254,7 @@ async def _swap(
                 await conn.execute(
                     "DELETE FROM unified_hourly_writes WHERE lo = $1 AND hi = $2", lo, hi
                 )
+                await conn.execute(_RECORD, part, lo, hi, *sizes)
                 return locked
         except asyncpg.LockNotAvailableError:
             if attempt == attempts - 1:
@@ -266,29 +275,13 @@ async def compact_partition(
     try:
         for copies in range(1, BUILD_ATTEMPTS + 1):
             snapshot, rows, before, after = await _build(conn, part, copy, lo, hi)
-            locked = await _swap(conn, part, copy, lo, hi, snapshot, attempts)
+            sizes = (rows, before, after)
+            locked = await _swap(conn, part, copy, lo, hi, snapshot, sizes, attempts)
             if locked is None:
                 log.info("compact_partition_written_meanwhile", partition=part, copies=copies)
                 await conn.execute(f"DROP TABLE {_ident(copy)}")
                 continue
             lock_ms = (time.perf_counter() - locked) * 1000
-            await conn.execute(
-                """
-                INSERT INTO unified_hourly_compacted
-                    (partition, lo, hi, rows, bytes_before, bytes_after)
-                VALUES ($1, $2, $3, $4, $5, $6)
-                ON CONFLICT (lo, hi) DO UPDATE SET
-                    partition = EXCLUDED.partition, rows = EXCLUDED.rows,
-                    bytes_before = EXCLUDED.bytes_before, bytes_after = EXCLUDED.bytes_after,
-                    compacted_at = now()
-                """,
-                part,
-                lo,
-                hi,
-                rows,
-                before,
-                after,
-            )
             return CompactedPartition(part, lo, hi, rows, before, after, copies, lock_ms)
     except Exception:
         await conn.execute(f"DROP TABLE IF EXISTS {_ident(copy)}")
