@@ -1,13 +1,15 @@
 """Asset history bench: an asset's hourly history as its history grows from 1 day to 30.
 
-`bench/scale.py` asks for "a year of hourly history" of one asset at day 1 and day 30. That
-answer grows with the hours that exist (24 buckets at day 1, 720 at day 30), so its latency
-mixes two things: how the query scales with the stored history and how the answer's size costs.
-This bench separates them, on one embedded PostgreSQL, through the real app in-process
+`bench/scale.py` asks for "a year of hourly history" of one asset at day 1 and day 30. Without
+history before day 1 that answer would grow with the hours that exist (24 buckets at day 1,
+720 at day 30), mixing how the query scales with the stored history and what the answer's
+size costs. This bench keeps them apart, on one embedded PostgreSQL, through the real app in-process
 (uncached, `API_CACHE_MB=0`):
 
 - the asset: two mapped coins (one per source) observed every 5 minutes, plus `--others`
   coins per source beside it, inserted with SQL (the rollup triggers keep `unified_hourly`);
+- before day 1, a year of hourly history of the asset's two coins (as a backfill brings it),
+  so a year of hourly history is 8,760 buckets at day 1 and at the last day alike;
 - at day 1 and again at day `--days`: the median latency of
   - a year of hourly history (what scale.py asks), and the same query in SQL alone;
   - the last 24 hours hourly (the same answer at every size: how the query scales);
@@ -58,6 +60,13 @@ CROSS JOIN generate_series($4::timestamptz, $5::timestamptz - interval '5 minute
                            interval '5 minutes') AS t
 """
 
+_INSERT_HOURLY = """
+INSERT INTO unified_crypto_data
+    (coin_id, name, symbol, price_usd, market_cap, volume_24h, source, observed_at, run_id)
+SELECT $1, $1, 'c', 100 + 10 * sin(extract(epoch FROM t) / 7200), 1e9, 1e7, $2, t, $3
+FROM generate_series($4::timestamptz, $5::timestamptz - interval '1 hour', interval '1 hour') AS t
+"""
+
 
 async def seed(conn: asyncpg.Connection, start: datetime, others: int) -> dict[str, int]:
     await conn.execute(
@@ -77,6 +86,13 @@ async def seed(conn: asyncpg.Connection, start: datetime, others: int) -> dict[s
             source,
             coin,
             ASSET,
+        )
+    # a year of hourly history before `start` (as a backfill brings it): the year's answer is
+    # then 8,760 buckets at day 1 and at the last day alike
+    await partitions.ensure(conn, "unified_crypto_data", start - timedelta(days=365), start)
+    for source, coin in COINS.items():
+        await conn.execute(
+            _INSERT_HOURLY, coin, source, runs[source], start - timedelta(days=365), start
         )
     await partitions.ensure(conn, "unified_crypto_data", start, start + timedelta(days=1))
     return runs
