@@ -10,9 +10,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import asyncpg
+import orjson
 
 from cryptoetl.db import partitions
-from cryptoetl.db.data import page_statement
+from cryptoetl.db.data import fetch_page, page_statement
 from cryptoetl.db.data_query import DataFilters, build_query
 from cryptoetl.db.migrate import default_directory, load_migrations, migrate
 from cryptoetl.db.pool import Connection, Pool
@@ -230,3 +231,34 @@ async def test_the_pairs_of_the_latest_view_follow_every_write(pool: Pool) -> No
 
         await conn.execute("TRUNCATE unified_crypto_data")
         assert await conn.fetch(PAIRS) == []
+
+
+async def test_the_first_page_is_planned_once_per_connection(pool: Pool) -> None:
+    """Page 1 without filters is a statement without parameters: a connection plans it once and
+    reuses the plan, instead of planning a custom plan (which asks every partition's and
+    index's size from the files) for each of its first five requests."""
+    async with pool.acquire() as conn:
+        await partitions.ensure(
+            conn, "unified_crypto_data", datetime(2026, 1, 1, tzinfo=UTC), datetime.now(UTC)
+        )
+        await conn.execute(
+            "INSERT INTO unified_crypto_data (coin_id, price_usd, source, observed_at, run_id)"
+            " SELECT 'c' || (i % 5), i, 'coingecko', now() - i * interval '1 day', 0"
+            " FROM generate_series(1, 300) AS i"
+        )
+        query = build_query(filters=DataFilters(), sort=None, page=None, page_size=100, cursor=None)
+        sql, args = page_statement(query, with_count=False)
+        assert args == []
+        for _ in range(8):
+            page = await fetch_page(conn, query, with_count=False)
+            assert page.has_more
+            assert page.last_id is not None
+        plans = await conn.fetchrow(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement = $1",
+            sql,
+        )
+        assert plans is not None
+        assert (plans["generic_plans"], plans["custom_plans"]) == (8, 0)
+        ids = [row["id"] for row in orjson.loads(page.data_json)]
+        assert ids == sorted(ids)
+        assert len(ids) == 100
