@@ -81,10 +81,16 @@ def with_parameters(query: DataQuery, *, with_count: bool) -> tuple[str, list[An
     """The shipped page statement with its page size turned back into two parameters."""
     sql, args = SHIPPED(query, with_count=with_count)
     size, last = query.page_size, query.page_size - 1
-    sql = sql.replace(f"LIMIT {size}) AS p", f"LIMIT ${len(args) + 1}) AS p")
-    sql = sql.replace(f"OFFSET {last} LIMIT 1", f"OFFSET ${len(args) + 2} LIMIT 1")
-    if f"${len(args) + 2}" not in sql:
-        raise RuntimeError("the page statement changed shape; update with_parameters")
+    for n, (literal, param) in enumerate(
+        (
+            (f"LIMIT {size}) AS p", "LIMIT ${}) AS p"),
+            (f"OFFSET {last} LIMIT 1", "OFFSET ${} LIMIT 1"),
+        ),
+        start=len(args) + 1,
+    ):
+        if literal not in sql:  # both places must be found, or the comparison is void
+            raise RuntimeError("the page statement changed shape; update with_parameters")
+        sql = sql.replace(literal, param.format(n))
     return sql, [*args, size, last]
 
 
