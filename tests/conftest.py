@@ -21,8 +21,10 @@ is in `support/`.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import os
+import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -45,8 +47,12 @@ from tests.support.process import ServeProcess, clean_env, start_serve
 from tests.support.upstream import Upstream
 
 # Keep the embedded server's runtime files out of the user's runtime dir and quiet
-# platformdirs' RuntimeDirWarning (pytest turns warnings into errors).
-os.environ.setdefault("XDG_RUNTIME_DIR", tempfile.mkdtemp(prefix="cryptoetl-test-runtime-"))
+# platformdirs' RuntimeDirWarning (pytest turns warnings into errors). The directory is this
+# run's own and goes when the run ends (every server of the run is stopped by then).
+if not os.environ.get("XDG_RUNTIME_DIR"):
+    _runtime_dir = tempfile.mkdtemp(prefix="cryptoetl-test-runtime-")
+    os.environ["XDG_RUNTIME_DIR"] = _runtime_dir
+    atexit.register(shutil.rmtree, _runtime_dir, ignore_errors=True)
 # A developer's own settings must not leak into the tests.
 for _name in set(os.environ) - set(clean_env()):
     del os.environ[_name]
