@@ -172,7 +172,7 @@ async def test_upgrade_in_place_keeps_every_rollup(empty_db_url: str, tmp_path: 
         before = tuple(await conn.fetchrow(SNAPSHOT) or ())
         assert before[0] > 1000
 
-        assert await migrate(conn) == ["0021_hourly_partitions.sql"]
+        assert (await migrate(conn))[0] == "0021_hourly_partitions.sql"
 
         assert await conn.fetchval(
             "SELECT relkind::text FROM pg_class WHERE relname = 'unified_hourly'"

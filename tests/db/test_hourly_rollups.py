@@ -143,3 +143,59 @@ async def test_random_batches_match_a_recomputation(pool: Pool) -> None:
     assert await rollups(pool) == await recomputed(pool)
     total = await pool.fetchval("SELECT sum(count) FROM unified_hourly")
     assert total == await pool.fetchval("SELECT count(*) FROM unified_crypto_data")
+
+
+async def test_hours_changed_after_a_settlement_in_the_same_transaction_are_settled(
+    pool: Pool,
+) -> None:
+    """`SET CONSTRAINTS ALL IMMEDIATE` settles the pending hours in the middle of a
+    transaction; hours it changes afterwards, at once or deferred to its commit, are settled
+    in their turn (the first settlement does not make the later ones skip)."""
+    await upsert(
+        pool,
+        "coingecko",
+        [
+            ("btc", minutes(0), 10.0, None, None),
+            ("btc", minutes(5), 50.0, None, None),
+            ("eth", minutes(65), 7.0, None, None),
+            ("eth", minutes(70), 70.0, None, None),
+            ("sol", minutes(130), 3.0, None, None),
+            ("sol", minutes(135), 30.0, None, None),
+        ],
+    )
+    update = "UPDATE unified_crypto_data SET price_usd = $1 WHERE coin_id = $2 AND observed_at = $3"
+    async with pool.acquire() as conn, conn.transaction():
+        await conn.execute("SET CONSTRAINTS ALL IMMEDIATE")
+        await conn.execute(update, 11.0, "btc", minutes(5))
+        assert await conn.fetchval("SELECT high FROM unified_hourly WHERE coin_id = 'btc'") == 11
+        await conn.execute(update, 8.0, "eth", minutes(70))  # settled at the statement's end
+        assert await conn.fetchval("SELECT high FROM unified_hourly WHERE coin_id = 'eth'") == 8
+        await conn.execute("SET CONSTRAINTS ALL DEFERRED")
+        await conn.execute(update, 4.0, "sol", minutes(135))  # settled at commit
+        await conn.execute(
+            "DELETE FROM unified_crypto_data WHERE coin_id = 'btc' AND observed_at = $1",
+            minutes(0),
+        )
+    rows = {row["coin_id"]: row for row in await rollups(pool)}
+    assert (rows["btc"]["open"], rows["btc"]["high"], rows["btc"]["count"]) == (11.0, 11.0, 1)
+    assert (rows["eth"]["high"], rows["eth"]["close"]) == (8.0, 8.0)
+    assert (rows["sol"]["high"], rows["sol"]["low"]) == (4.0, 3.0)
+    assert await rollups(pool) == await recomputed(pool)
+
+
+async def test_a_batch_rewriting_thousands_of_hours_settles_every_one(pool: Pool) -> None:
+    """A corrected history (3,000 hourly observations, every price changed) rewrites 3,000
+    hours in one transaction: each is recomputed at commit, highs lowered and raised alike."""
+    first: list[Obs] = [
+        ("btc", T0 + timedelta(hours=i), float(i % 50 + 1), None, None) for i in range(3000)
+    ]
+    await upsert(pool, "csv", first)
+    corrected: list[Obs] = [
+        (coin, when, price * 3 if i % 2 else price / 4, cap, volume)
+        for i, (coin, when, price, cap, volume) in enumerate(first)
+    ]
+    await upsert(pool, "csv", corrected)
+    rows = await rollups(pool)
+    assert len(rows) == 3000
+    assert [row["high"] for row in rows] == [price for _, _, price, _, _ in corrected]
+    assert rows == await recomputed(pool)
