@@ -56,6 +56,7 @@ from api import start_serve as api_serve  # noqa: E402
 from api import stop  # noqa: E402
 from cryptoetl.assets.sync import sync_assets  # noqa: E402
 from cryptoetl.db import assets as asset_queries  # noqa: E402
+from cryptoetl.db import partitions  # noqa: E402
 from cryptoetl.db.embedded import EmbeddedPostgres  # noqa: E402
 from cryptoetl.db.migrate import migrate  # noqa: E402
 from cryptoetl.db.pool import Pool, open_pool  # noqa: E402
@@ -102,6 +103,8 @@ async def load(url: str) -> float | None:
             return None
         await conn.execute("TRUNCATE unified_crypto_data")
         await conn.execute("TRUNCATE asset_mappings, asset_pins, assets")
+        for table in (partitions.UNIFIED, partitions.HOURLY):  # as the loader makes them
+            await partitions.ensure(conn, table, START, YEAR_END)
         started = time.perf_counter()
         chunk = 200
         for first in range(0, FILLER_STEPS, chunk):
@@ -110,7 +113,7 @@ async def load(url: str) -> float | None:
         loaded = int(await conn.fetchval("SELECT sum(row_count) FROM source_stats"))
         assert loaded == ROWS, loaded
         print(f"loaded {loaded:,} rows in {time.perf_counter() - started:.1f} s", file=sys.stderr)
-        await conn.execute("VACUUM ANALYZE unified_crypto_data")
+        await conn.execute("VACUUM ANALYZE unified_crypto_data, unified_hourly")
     finally:
         await conn.close()
     async with open_pool(url, max_size=2) as pool:
@@ -183,14 +186,8 @@ def scenarios(pool: Pool, http: httpx.AsyncClient, base: str) -> dict[str, Scena
 
 async def explain(pool: Pool) -> str:
     async with pool.acquire() as conn:
-        rows = await conn.fetch(
-            "EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) "
-            + asset_queries._HISTORY.replace("$5", "'hour'").replace("$6", "10001"),
-            ASSET,
-            None,
-            START,
-            YEAR_END,
-        )
+        statement, args = asset_queries.history_statement(ASSET, since=START, until=YEAR_END)
+        rows = await conn.fetch("EXPLAIN (ANALYZE, BUFFERS, COSTS OFF) " + statement, *args)
     return "\n".join(row[0] for row in rows)
 
 

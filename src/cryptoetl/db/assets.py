@@ -355,6 +355,21 @@ def _ranges(since: datetime | None, until: datetime | None) -> tuple[datetime | 
     return (*head, first, last, *tail)
 
 
+def history_statement(
+    asset_id: str,
+    *,
+    interval: str = "1h",
+    since: datetime | None = None,
+    until: datetime | None = None,
+    source: str | None = None,
+    limit: int = MAX_BUCKETS,
+) -> tuple[str, list[Any]]:
+    """The statement `asset_history` runs, and its arguments (one more bucket than `limit`,
+    to tell whether there is a next page)."""
+    args = [asset_id, source, *_ranges(since, until), INTERVALS[interval], limit + 1]
+    return _HISTORY, args
+
+
 async def asset_history(
     conn: Connection,
     asset_id: str,
@@ -369,9 +384,10 @@ async def asset_history(
     [since, until) of the asset's mapped coins (of `source` only, or of every source: then all
     their observations count together). The first `limit` buckets, oldest first; buckets with
     no observation are left out. `next_since` is where the next page starts, or None."""
-    rows = await conn.fetch(
-        _HISTORY, asset_id, source, *_ranges(since, until), INTERVALS[interval], limit + 1
+    statement, args = history_statement(
+        asset_id, interval=interval, since=since, until=until, source=source, limit=limit
     )
+    rows = await conn.fetch(statement, *args)
     buckets = [
         Bucket(start, open_, high, low, close, cap, volume, count, tuple(sources))
         for start, open_, high, low, close, cap, volume, count, sources in rows[:limit]
