@@ -6,7 +6,7 @@
 -- them all; each later one looked its transaction up in unified_hourly_pending_xid to find
 -- nothing, walking every index entry of the rows the first call had deleted (they stay in the
 -- index until the transaction ends). N pending rows cost N * N entries: a batch that rewrote
--- 8,000 hours took 20 s to commit, and one rewriting a corrected CSV history of 100,000 days
+-- 8,000 hours took 20 s to commit; one rewriting 100,000 hours (a corrected daily history)
 -- would have taken most of an hour.
 --
 -- Now the call that settles writes its transaction's id into a transaction-local setting,
